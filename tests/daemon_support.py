@@ -1,0 +1,136 @@
+"""Helpers for tests that run the daemon against the ARS emulator over real HTTP on 127.0.0.1."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import tomli_w
+import trio
+
+from integration.actors import Daemon, run_daemon
+from integration.config import Config, parse_config
+from integration.demo import SpecimenSpec, make_guid, write_plain_asset
+from integration.emulators.ars import ArsEmulator, EmulatorSettings, InstitutionSettings, serve_ars_emulator
+from integration.state_machines import AssetState
+
+SECRET = "test-secret"
+WORKSTATIONS = ("test-workstation", "test-workstation-2")
+
+
+class ArsServer(msgspec.Struct):
+    """A running emulator and where it listens."""
+
+    emulator: ArsEmulator
+    port: int
+    data_dir: Path
+
+    def erda_bytes(self, guid: str, name: str) -> bytes:
+        return (self.data_dir / "erda" / "test-institution" / "test-collection" / guid / name).read_bytes()
+
+
+async def serve_ars(nursery: trio.Nursery, tmp_path: Path, **settings_overrides: Any) -> ArsServer:
+    """Serve the ARS emulator on 127.0.0.1 (free port), ERDA tick every 0.1 s."""
+    settings = EmulatorSettings(
+        data_dir=str(tmp_path / "ars"),
+        client_id="integration",
+        client_secret=SECRET,
+        sync_tick_s=0.1,
+        institutions={
+            "test-institution": InstitutionSettings(
+                collections=("test-collection",), pipelines=("test-pipeline",), workstations=WORKSTATIONS
+            )
+        },
+    )
+    if settings_overrides:
+        settings = msgspec.structs.replace(settings, **settings_overrides)
+    emulator = ArsEmulator(settings)
+    port: int = await nursery.start(lambda task_status: serve_ars_emulator(emulator, task_status=task_status))
+    return ArsServer(emulator=emulator, port=port, data_dir=tmp_path / "ars")
+
+
+def config_dict(root: Path, port: int, **sections: dict[str, Any]) -> dict[str, Any]:
+    """A fast test configuration (short settle window, quick polls and retries)."""
+    base = f"http://127.0.0.1:{port}"
+    data: dict[str, Any] = {
+        "ndrive": {"root": str(root / "ndrive"), "workstations": list(WORKSTATIONS), "settle_s": 0.3,
+                   "scan_interval_s": 0.1},
+        "storage": {"root": str(root / "storage"), "database": str(root / "track.sqlite3")},
+        "ars": {
+            "base_url": base,
+            "token_url": f"{base}/keycloak/realms/dassco/protocol/openid-connect/token",
+            "client_id": "integration",
+            "client_secret": SECRET,
+            "allow_plaintext_secret": True,
+            "request_timeout_s": 5.0,
+            "sync_poll_initial_s": 0.1,
+            "sync_poll_max_s": 0.5,
+            "probe_interval_s": 0.2,
+        },
+        "retry": {"attempts": 3, "initial_s": 0.05, "max_s": 0.2, "jitter_s": 0.05},
+        "concurrency": {"assets": 8, "ars_connections": 8},
+        "pipelines": {"test-pipeline": {"jobs": [["asset_loader"]]}},
+    }
+    for name, values in sections.items():
+        data[name] = {**data.get(name, {}), **values}
+    return data
+
+
+def make_config(root: Path, port: int, **sections: dict[str, Any]) -> Config:
+    return parse_config(tomli_w.dumps(config_dict(root, port, **sections)))
+
+
+async def start_daemon(nursery: trio.Nursery, config: Config) -> Daemon:
+    daemon: Daemon = await nursery.start(
+        lambda task_status: run_daemon(config, secret=SECRET, task_status=task_status)
+    )
+    return daemon
+
+
+def write_session(
+    root: Path, workstation: str, session: str, count: int, *, seed: int, size: int = 20_000
+) -> list[str]:
+    """Write ``count`` small valid assets (TIFF + JSON) into a session folder; returns their GUIDs."""
+    folder = root / "ndrive" / workstation / session
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    spec = SpecimenSpec(workstation=workstation)
+    guids = []
+    start = datetime(2025, 5, 1, 10, 0, tzinfo=UTC) + timedelta(hours=seed)
+    for i in range(count):
+        taken = start + timedelta(seconds=i)
+        guid = make_guid(rng, taken)
+        asset = write_plain_asset(folder, guid=guid, spec=spec, image_bytes=size, taken=taken, rng=rng)
+        guids.append(asset.guid)
+    return guids
+
+
+async def wait_for_states(
+    daemon: Daemon, expected: dict[str, int], *, timeout: float = 60.0
+) -> dict[str, int]:
+    """Wait until the per-state counts include ``expected`` (fails with the last counts on timeout)."""
+    counts: dict[str, int] = {}
+    with trio.move_on_after(timeout):
+        while True:
+            counts = await daemon.store.counts_by_state()
+            if all(counts.get(state, 0) >= n for state, n in expected.items()):
+                return counts
+            await trio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {expected}; counts are {counts}")
+
+
+__all__ = [
+    "SECRET",
+    "WORKSTATIONS",
+    "ArsServer",
+    "AssetState",
+    "config_dict",
+    "make_config",
+    "serve_ars",
+    "start_daemon",
+    "wait_for_states",
+    "write_session",
+]
