@@ -56,8 +56,12 @@ def config_dict(root: Path, port: int, **sections: dict[str, Any]) -> dict[str, 
     """A fast test configuration (short settle window, quick polls and retries)."""
     base = f"http://127.0.0.1:{port}"
     data: dict[str, Any] = {
-        "ndrive": {"root": str(root / "ndrive"), "workstations": list(WORKSTATIONS), "settle_s": 0.3,
-                   "scan_interval_s": 0.1},
+        "ndrive": {
+            "root": str(root / "ndrive"),
+            "workstations": list(WORKSTATIONS),
+            "settle_s": 0.3,
+            "scan_interval_s": 0.1,
+        },
         "storage": {"root": str(root / "storage"), "database": str(root / "track.sqlite3")},
         "ars": {
             "base_url": base,
@@ -84,9 +88,7 @@ def make_config(root: Path, port: int, **sections: dict[str, Any]) -> Config:
 
 
 async def start_daemon(nursery: trio.Nursery, config: Config) -> Daemon:
-    daemon: Daemon = await nursery.start(
-        lambda task_status: run_daemon(config, secret=SECRET, task_status=task_status)
-    )
+    daemon: Daemon = await nursery.start(lambda task_status: run_daemon(config, secret=SECRET, task_status=task_status))
     return daemon
 
 
@@ -108,9 +110,7 @@ def write_session(
     return guids
 
 
-async def wait_for_states(
-    daemon: Daemon, expected: dict[str, int], *, timeout: float = 60.0
-) -> dict[str, int]:
+async def wait_for_states(daemon: Daemon, expected: dict[str, int], *, timeout: float = 60.0) -> dict[str, int]:
     """Wait until the per-state counts include ``expected`` (fails with the last counts on timeout)."""
     counts: dict[str, int] = {}
     with trio.move_on_after(timeout):

@@ -74,7 +74,9 @@ def test_secret_comes_from_env_or_file_not_plain_toml(tmp_path: Path, monkeypatc
     assert config.ars.resolve_secret() == "from-env"
     secret_file = tmp_path / "secret"
     secret_file.write_text("from-file\n")
-    with_file = parse_config(MINIMAL.replace('client_id = "c"', f'client_id = "c"\nclient_secret_file = "{secret_file}"'))
+    with_file = parse_config(
+        MINIMAL.replace('client_id = "c"', f'client_id = "c"\nclient_secret_file = "{secret_file}"')
+    )
     assert with_file.ars.resolve_secret() == "from-file"
 
 

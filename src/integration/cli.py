@@ -68,9 +68,9 @@ def run(config_path: ConfigOption) -> None:
 
 
 async def _run_until_signal(config: Config, secret: str) -> None:
-    from integration.actors import run_daemon
-
     import structlog
+
+    from integration.actors import run_daemon
 
     log = structlog.get_logger()
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:

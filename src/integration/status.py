@@ -64,7 +64,9 @@ async def collect_status(database: Path) -> StatusReport:
         for r in stuck
     ]
     attention += [
-        AttentionItem(kind="rejected-file", name=r.name, state="rejected", reason=r.reason, where=r.session, since=_iso(r.at))
+        AttentionItem(
+            kind="rejected-file", name=r.name, state="rejected", reason=r.reason, where=r.session, since=_iso(r.at)
+        )
         for r in rejections
     ]
     ordered = {state.value: counts.get(state.value, 0) for state in AssetState if counts.get(state.value)}

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 import trio
+
 from daemon_support import ArsServer, serve_ars
 
 
 @pytest.fixture
 async def ars(nursery: trio.Nursery, tmp_path: Path) -> AsyncIterator[ArsServer]:
     """The ARS emulator served on 127.0.0.1 (free port), ERDA tick every 0.1 s."""
-    yield await serve_ars(nursery, tmp_path)
+    return await serve_ars(nursery, tmp_path)

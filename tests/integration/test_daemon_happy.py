@@ -7,8 +7,8 @@ from pathlib import Path
 
 import msgspec
 import trio
-from daemon_support import ArsServer, make_config, start_daemon, wait_for_states, write_session
 
+from daemon_support import ArsServer, make_config, start_daemon, wait_for_states, write_session
 from integration.demo import SpecimenSpec, generate_session
 from integration.status import collect_status
 
@@ -34,7 +34,12 @@ async def test_assets_reach_synced_with_identical_bytes(nursery: trio.Nursery, t
     assert set(guids) <= set(stats.creates_committed_by_guid)
     events = await daemon.store.events(first[0].guid)
     assert [e.to_state for e in events] == [
-        "detected", "ingested", "created_in_ars", "uploaded", "syncing", "synced",
+        "detected",
+        "ingested",
+        "created_in_ars",
+        "uploaded",
+        "syncing",
+        "synced",
     ]
     assert all(e.reason for e in events)
 

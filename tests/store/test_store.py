@@ -49,13 +49,21 @@ async def test_transition_writes_state_and_event_together(tmp_path: Path) -> Non
     async with open_store(tmp_path / "t.db") as store:
         await store.record_ingested(new_asset("a"), actor="test")
         record = await store.transition(
-            "a", AssetTrigger.CREATE, expected=AssetState.INGESTED, reason="created", actor="actor-1",
+            "a",
+            AssetTrigger.CREATE,
+            expected=AssetState.INGESTED,
+            reason="created",
+            actor="actor-1",
             updates={"intent": None},
         )
         assert record.state is AssetState.CREATED_IN_ARS
         last = (await store.events("a"))[-1]
         assert (last.from_state, last.to_state, last.trigger, last.reason, last.actor) == (
-            "ingested", "created_in_ars", "create", "created", "actor-1",
+            "ingested",
+            "created_in_ars",
+            "create",
+            "created",
+            "actor-1",
         )
 
 
@@ -68,7 +76,8 @@ async def test_illegal_or_stale_transition_changes_nothing(tmp_path: Path) -> No
         with pytest.raises(StateConflict):
             await store.transition("a", AssetTrigger.UPLOAD, expected=AssetState.CREATED_IN_ARS, reason="x", actor="t")
         record = await store.asset("a")
-        assert record is not None and record.state is AssetState.INGESTED
+        assert record is not None
+        assert record.state is AssetState.INGESTED
         assert len(await store.events("a")) == 2
 
 
@@ -114,7 +123,8 @@ async def test_due_work_queries_use_indexes(tmp_path: Path) -> None:
             return async_plan  # type: ignore[return-value]
 
         due = await plan("SELECT guid FROM assets WHERE next_wake IS NOT NULL AND next_wake <= 5 ORDER BY next_wake")
-        assert "assets_by_wake" in due and "SCAN assets" not in due
+        assert "assets_by_wake" in due
+        assert "SCAN assets" not in due
         earliest = await plan("SELECT MIN(next_wake) FROM assets WHERE next_wake IS NOT NULL")
         assert "assets_by_wake" in earliest
         by_state = await plan("SELECT guid FROM assets WHERE state IN ('ingested', 'paused')")
@@ -152,5 +162,6 @@ async def test_store_survives_reopen_with_state(tmp_path: Path) -> None:
         await store.update("a", expected=AssetState.INGESTED, intent="create")
     async with open_store(path) as store:
         record = await store.asset("a")
-        assert record is not None and record.intent == "create"
+        assert record is not None
+        assert record.intent == "create"
         assert isinstance(store, Store)

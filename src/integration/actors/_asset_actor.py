@@ -227,9 +227,7 @@ async def _pause(record: AssetRecord, deps: AssetDeps, reason: str) -> None:
     await deps.lane.pause(reason)
     if record.state is AssetState.PAUSED:
         return
-    await deps.store.transition(
-        record.guid, AssetTrigger.PAUSE, expected=record.state, reason=reason, actor=ACTOR_NAME
-    )
+    await deps.store.transition(record.guid, AssetTrigger.PAUSE, expected=record.state, reason=reason, actor=ACTOR_NAME)
 
 
 async def _quarantine(record: AssetRecord, deps: AssetDeps, reason: str) -> None:

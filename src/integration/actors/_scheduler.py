@@ -154,9 +154,7 @@ async def _verify_and_confirm(record: AssetRecord, deps: AssetDeps, status: Asse
     log.info("asset_synced")
 
 
-async def _resync(
-    record: AssetRecord, deps: AssetDeps, dispatch: trio.MemorySendChannel[str], reason: str
-) -> None:
+async def _resync(record: AssetRecord, deps: AssetDeps, dispatch: trio.MemorySendChannel[str], reason: str) -> None:
     limit = deps.config.ars.max_resyncs
     if record.resyncs >= limit:
         await _fail(record, deps, f"{reason}; gave up after {record.resyncs} re-synchronisations")

@@ -109,7 +109,9 @@ async def _consider(
     if now - seen.stable_since < config.ndrive.settle_s:
         return
     with structlog.contextvars.bound_contextvars(session=str(session)):
-        done = await _import_session(session, workstation, snapshot, store, config, rules, dispatch, copy_limiter, stats)
+        done = await _import_session(
+            session, workstation, snapshot, store, config, rules, dispatch, copy_limiter, stats
+        )
     if done:
         del pending[session]
     else:
@@ -203,7 +205,10 @@ async def _ingest(
         async with copy_limiter:
             copied = await trio.to_thread.run_sync(copy_with_crc, path, target)
         records.append(
-            (FileRecord(name=path.name, kind=kind, size=copied.size, crc32=copied.crc32, local_path=str(target)), str(path))
+            (
+                FileRecord(name=path.name, kind=kind, size=copied.size, crc32=copied.crc32, local_path=str(target)),
+                str(path),
+            )
         )
     metadata = candidate.metadata.metadata
     uploadable = [r.size for r, _ in records if r.kind.value != "metadata"]

@@ -1,0 +1,177 @@
+"""``integration demo``: the whole system on embedded defaults, with live progress.
+
+Generates specimens in session folders for two workstations, writes a configuration, starts the ARS emulator
+and the daemon in this process (emulator over real HTTP on 127.0.0.1), shows the assets moving through their
+states, and exits 0 once every asset is ``synced`` (1 if any needs a human or the time limit is reached).
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+import tomli_w
+import trio
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from integration.actors import Daemon, run_daemon
+from integration.config import Config, load_config
+from integration.demo._specimens import SpecimenSpec, generate_session
+from integration.emulators.ars import EmulatorSettings, InstitutionSettings, serve_ars_emulator
+from integration.log_setup import configure_logging
+from integration.state_machines import AssetState
+from integration.status import collect_status, render_status
+
+__all__ = ["DEMO_WORKSTATIONS", "demo_config", "run_demo"]
+
+DEMO_WORKSTATIONS = ("test-workstation", "test-workstation-2")
+_DEMO_SECRET = "demo-secret"  # the emulator's and the daemon's shared secret; lives in a file, not the TOML
+_TIME_LIMIT_S = 900.0
+_DONE_STATES = frozenset({AssetState.SYNCED.value, AssetState.QUARANTINED.value, AssetState.FAILED.value})
+
+
+def demo_config(workdir: Path, *, ars_port: int) -> dict[str, object]:
+    """The demo's configuration as a TOML-ready dict (short settle window and poll intervals)."""
+    base = f"http://127.0.0.1:{ars_port}"
+    return {
+        "ndrive": {
+            "root": str(workdir / "ndrive"),
+            "workstations": list(DEMO_WORKSTATIONS),
+            "settle_s": 2.0,
+            "scan_interval_s": 0.5,
+        },
+        "storage": {"root": str(workdir / "storage"), "database": str(workdir / "track.sqlite3")},
+        "ars": {
+            "base_url": base,
+            "token_url": f"{base}/keycloak/realms/dassco/protocol/openid-connect/token",
+            "client_id": "integration",
+            "client_secret_file": str(workdir / "ars.secret"),
+            "sync_poll_initial_s": 0.5,
+            "sync_poll_max_s": 2.0,
+            "probe_interval_s": 1.0,
+        },
+        "concurrency": {"assets": 16, "ars_connections": 8},
+        "retry": {"attempts": 5, "initial_s": 0.2, "max_s": 5.0, "jitter_s": 0.2},
+        "daemon": {"log_format": "json"},
+        "pipelines": {
+            "test-pipeline": {
+                "jobs": [["asset_loader"], ["barcode", "ocr"], ["crop_derivatives"], ["derivative_upload"], ["cleanup"]]
+            }
+        },
+    }
+
+
+def _generate(ndrive: Path, assets: int, console: Console) -> int:
+    started = time.perf_counter()
+    now = datetime.now(UTC).replace(microsecond=0)
+    made = 0
+    per_workstation = [assets // 2 + assets % 2, assets // 2]
+    for index, (workstation, count) in enumerate(zip(DEMO_WORKSTATIONS, per_workstation, strict=True)):
+        if count == 0:
+            continue
+        spec = SpecimenSpec(workstation=workstation, workstation_index=index)
+        session = f"{now:%Y%m%d-%H%M%S}-session-{index + 1}"
+        made += len(generate_session(ndrive, workstation, session, count, spec=spec, seed=index + 1, start=now))
+    console.print(f"generated {made} specimens (TIFF + DNG + JSON) in {time.perf_counter() - started:.1f} s")
+    return made
+
+
+def run_demo(*, assets: int, workdir: Path | None) -> int:
+    """Run the demo; returns the process exit code."""
+    console = Console()
+    root = workdir or Path(tempfile.mkdtemp(prefix="integration-demo-"))
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "ars.secret").write_text(_DEMO_SECRET + "\n", encoding="utf-8")
+    console.print(f"[bold]DaSSCo integration demo[/bold] in {root}")
+    expected = _generate(root / "ndrive", assets, console)
+    log_path = root / "daemon.log"
+    with log_path.open("a", encoding="utf-8") as log_stream:
+        configure_logging(fmt="json", level="info", stream=log_stream)
+        return trio.run(_demo, root, expected, console, log_path)
+
+
+async def _demo(root: Path, expected: int, console: Console, log_path: Path) -> int:
+    settings = EmulatorSettings(
+        data_dir=str(root / "ars"),
+        client_id="integration",
+        client_secret=_DEMO_SECRET,
+        sync_tick_s=0.5,
+        institutions={
+            "test-institution": InstitutionSettings(
+                collections=("test-collection",), pipelines=("test-pipeline",), workstations=DEMO_WORKSTATIONS
+            )
+        },
+    )
+    async with trio.open_nursery() as nursery:
+        port: int = await nursery.start(lambda task_status: serve_ars_emulator(settings, task_status=task_status))
+        config_path = root / "config.toml"
+        config_path.write_text(tomli_w.dumps(demo_config(root, ars_port=port)), encoding="utf-8")
+        config = load_config(config_path)
+        console.print(f"ARS emulator on http://127.0.0.1:{port}; config {config_path}; daemon log {log_path}")
+        started = time.perf_counter()
+        daemon: Daemon = await nursery.start(
+            lambda task_status: run_daemon(config, secret=config.ars.resolve_secret(), task_status=task_status)
+        )
+        counts = await _watch_progress(daemon, expected, console)
+        elapsed = time.perf_counter() - started
+        nursery.cancel_scope.cancel()
+    await show_status(Path(config.storage.database), console)
+    return _summary(root, config, expected, counts, elapsed, console)
+
+
+async def _watch_progress(daemon: Daemon, expected: int, console: Console) -> dict[str, int]:
+    deadline = trio.current_time() + _TIME_LIMIT_S
+    counts: dict[str, int] = {}
+    with Live(console=console, refresh_per_second=4, transient=False) as live:
+        while trio.current_time() < deadline:
+            counts = await daemon.store.counts_by_state()
+            live.update(_progress_table(counts, expected, daemon))
+            done = sum(n for state, n in counts.items() if state in _DONE_STATES)
+            if done >= expected and sum(counts.values()) >= expected:
+                break
+            await trio.sleep(0.25)
+    return counts
+
+
+def _progress_table(counts: dict[str, int], expected: int, daemon: Daemon) -> Table:
+    table = Table(title=f"{counts.get('synced', 0)}/{expected} synced", min_width=40)
+    table.add_column("state")
+    table.add_column("assets", justify="right")
+    waiting = expected - sum(counts.values())
+    if waiting > 0:
+        table.add_row("on the N-Drive (settling)", str(waiting))
+    for state in AssetState:
+        if counts.get(state.value):
+            table.add_row(state.value, str(counts[state.value]))
+    lane = daemon.lane.statistics()
+    table.caption = f"ARS lane {'PAUSED: ' + lane.reason if lane.paused else 'open'}"
+    return table
+
+
+def _summary(
+    root: Path, config: Config, expected: int, counts: dict[str, int], elapsed: float, console: Console
+) -> int:
+    synced = counts.get(AssetState.SYNCED.value, 0)
+    console.print(
+        f"\n{synced}/{expected} assets synced in {elapsed:.1f} s ({synced / elapsed if elapsed else 0:.1f} assets/s)"
+    )
+    console.print(f"  N-Drive:        {config.ndrive.root}")
+    console.print(f"  local storage:  {config.storage.root}")
+    console.print(f"  track database: {config.storage.database}")
+    console.print(f"  ARS (emulated): {root / 'ars'} (ERDA copies under erda/)")
+    console.print(f"  inspect:        integration status -c {root / 'config.toml'}")
+    if synced == expected:
+        console.print("[green]demo finished: every asset is synced[/green]")
+        return 0
+    console.print(f"[red]demo did not finish: {msgspec.json.encode(counts).decode()}[/red]")
+    return 1
+
+
+async def show_status(database: Path, console: Console) -> None:
+    """Print the same report as ``integration status``."""
+    render_status(await collect_status(database), console)

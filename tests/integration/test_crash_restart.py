@@ -1,0 +1,146 @@
+"""Crash test: the daemon is SIGKILLed at random moments while assets flow, restarted, and loses nothing.
+
+The emulator and the daemon run as separate processes on 127.0.0.1 (the emulator survives the daemon's
+crashes, like a real ARS). Afterwards: every asset is synced, created exactly once in ARS, ARS holds the
+original bytes, and every N-Drive file is still there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import tomli_w
+
+from daemon_support import config_dict, write_session
+
+SECRET = "crash-secret"
+pytestmark = pytest.mark.slow
+
+
+def start_emulator(data_dir: Path) -> tuple[subprocess.Popen[str], int]:
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "integration",
+            "emulate-ars",
+            "--port",
+            "0",
+            "--data-dir",
+            str(data_dir),
+            "--client-secret",
+            SECRET,
+            "--sync-tick-s",
+            "0.2",
+            "--latency-ms",
+            "40",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    line = process.stdout.readline()
+    assert "listening on" in line, line
+    return process, int(line.rsplit(":", 1)[1])
+
+
+def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "INTEGRATION_ARS_CLIENT_SECRET": SECRET}
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "integration", "run", "-c", str(config)], stdout=out, stderr=out, env=env
+        )
+
+
+def wait_for_start(log: Path, starts: int) -> None:
+    """Wait until the daemon log shows ``starts`` daemon_started lines (the process is past its imports)."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if log.exists() and log.read_text(errors="replace").count('"daemon_started"') >= starts:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"daemon did not start: {log.read_text(errors='replace')[-2000:]}")
+
+
+def synced_count(database: Path) -> int:
+    if not database.exists():
+        return 0
+    with sqlite3.connect(database, timeout=5) as connection:
+        try:
+            return int(connection.execute("SELECT COUNT(*) FROM assets WHERE state = 'synced'").fetchone()[0])
+        except sqlite3.OperationalError:  # schema not created yet
+            return 0
+
+
+def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:
+    """Several SIGKILLs while assets flow: all synced exactly once, bytes equal, N-Drive files kept."""
+    rng = random.Random(20261125)
+    emulator, port = start_emulator(tmp_path / "ars")
+    try:
+        guids: list[str] = []
+        for index in range(3):
+            guids += write_session(tmp_path, "test-workstation", f"s{index}", 12, seed=40 + index, size=200_000)
+        data = config_dict(tmp_path, port, ndrive={"workstations": ["test-workstation"]}, concurrency={"assets": 4})
+        del data["ars"]["client_secret"], data["ars"]["allow_plaintext_secret"]
+        data["daemon"] = {"log_format": "json"}
+        config_path = tmp_path / "config.toml"
+        config_path.write_text(tomli_w.dumps(data), encoding="utf-8")
+        database = Path(data["storage"]["database"])
+        log = tmp_path / "daemon.log"
+        kills = 0
+        progress = []
+        while kills < 8 and synced_count(database) < len(guids):
+            daemon = start_daemon(config_path, log)
+            wait_for_start(log, kills + 1)
+            time.sleep(rng.uniform(0.05, 0.8))
+            daemon.send_signal(signal.SIGKILL)
+            daemon.wait()
+            kills += 1
+            progress.append(synced_count(database))
+            if kills == 3:  # a new session arrives between crashes
+                guids += write_session(tmp_path, "test-workstation", "late", 6, seed=50, size=200_000)
+        assert kills >= 4, f"the assets synced before the daemon could be killed several times: {progress}"
+        daemon = start_daemon(config_path, log)
+        wait_for_start(log, kills + 1)
+        deadline = time.monotonic() + 120
+        while synced_count(database) < len(guids) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        stopping = time.monotonic()
+        daemon.send_signal(signal.SIGTERM)
+        assert daemon.wait(timeout=10) == 0
+        assert time.monotonic() - stopping < 5.0, "graceful stop must take less than 5 s"
+        assert synced_count(database) == len(guids), log.read_text()[-3000:]
+
+        state = httpx.get(f"http://127.0.0.1:{port}/_emulator/state", timeout=10).json()
+        by_guid = (
+            state["stats"]["creates_committed_by_guid"] if "stats" in state else state["creates_committed_by_guid"]
+        )
+        assert sorted(by_guid) == sorted(guids)
+        assert set(by_guid.values()) == {1}, "an asset was created twice in ARS"
+
+        ndrive = tmp_path / "ndrive" / "test-workstation"
+        for guid in guids:
+            originals = list(ndrive.glob(f"*/{guid}.*"))
+            assert {p.suffix for p in originals} == {".tif", ".json"}, "an N-Drive file is gone"
+            tif = next(p for p in originals if p.suffix == ".tif")
+            erda = tmp_path / "ars" / "erda" / "test-institution" / "test-collection" / guid / tif.name
+            assert erda.read_bytes() == tif.read_bytes()
+        with sqlite3.connect(database) as connection:
+            events = connection.execute("SELECT COUNT(*) FROM events WHERE trigger = 'confirm_sync'").fetchone()[0]
+        assert events == len(guids), "every asset reached synced exactly once"
+        print(json.dumps({"kills": kills, "assets": len(guids), "synced_after_each_kill": progress}))
+    finally:
+        emulator.send_signal(signal.SIGTERM)
+        emulator.wait(timeout=10)
+        if emulator.stdout is not None:
+            emulator.stdout.close()
