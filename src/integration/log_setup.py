@@ -10,6 +10,7 @@ import logging
 import sys
 from typing import TextIO
 
+import stamina
 import structlog
 
 __all__ = ["configure_logging"]
@@ -22,6 +23,7 @@ def configure_logging(*, fmt: str = "auto", level: str = "info", stream: TextIO 
     renderer: structlog.types.Processor = (
         structlog.dev.ConsoleRenderer(colors=out.isatty()) if use_console else structlog.processors.JSONRenderer()
     )
+    stamina.instrumentation.set_on_retry_hooks([])  # the ARS adapter logs its own ars_request_retry
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

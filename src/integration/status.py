@@ -84,7 +84,7 @@ async def collect_status(database: Path) -> StatusReport:
 def render_status(report: StatusReport, console: Console | None = None) -> None:
     """Print the report as tables."""
     out = console or Console()
-    counts = Table(title=f"Assets by state ({report.total} in all)")
+    counts = Table(title=f"Assets by state ({report.total} in all)", min_width=44)
     counts.add_column("state")
     counts.add_column("assets", justify="right")
     for state, count in report.counts.items():

@@ -31,7 +31,7 @@ from integration.adapters.ndrive import (
 )
 from integration.config import Config
 from integration.domain import FileRecord, allocation_mb
-from integration.errors import StateConflict, TransientError
+from integration.errors import InfrastructureError, StateConflict, TransientError
 from integration.store import NewAsset, Rejection, Store
 
 __all__ = ["WatcherStatistics", "run_ndrive_watcher"]
@@ -86,6 +86,8 @@ async def run_ndrive_watcher(
                     await _consider(session, workstation, pending, store, config, rules, dispatch, copy_limiter, stats)
                 except TransientError as exc:
                     log.warning("session_scan_failed", session=str(session), error=str(exc))
+                except InfrastructureError as exc:  # local disk full: nothing is lost, try again next scan
+                    log.warning("session_import_paused", session=str(session), lane=exc.lane, error=str(exc))
         await trio.sleep(config.ndrive.scan_interval_s)
 
 

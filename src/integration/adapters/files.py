@@ -11,6 +11,7 @@ Every ``OSError`` becomes a :class:`~integration.errors.TransientError` naming t
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
 import zlib
@@ -20,7 +21,7 @@ from typing import BinaryIO
 
 import msgspec
 
-from integration.errors import TransientError
+from integration.errors import InfrastructureError, TransientError
 
 __all__ = ["DEFAULT_CHUNK_SIZE", "CopyMismatch", "CopyResult", "copy_with_crc", "crc32_of"]
 
@@ -140,11 +141,16 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+
+
 @contextlib.contextmanager
 def _map_os_errors(path: Path) -> Iterator[None]:
-    """Translate ``OSError`` into :class:`TransientError`, naming the file concerned."""
+    """Translate ``OSError``: a full disk pauses the storage lane; anything else is transient."""
     try:
         yield
     except OSError as exc:
         where = exc.filename if exc.filename is not None else path
+        if exc.errno in _DISK_FULL:
+            raise InfrastructureError(f"no space left for {where}: {exc.strerror}", lane="storage") from exc
         raise TransientError(f"file operation failed on {where}: {exc.strerror or exc}") from exc

@@ -135,6 +135,7 @@ async def _watch_progress(daemon: Daemon, expected: int, console: Console) -> di
             if done >= expected and sum(counts.values()) >= expected:
                 break
             await trio.sleep(0.25)
+    console.print()
     return counts
 
 
