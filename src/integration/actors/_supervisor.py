@@ -42,7 +42,6 @@ class Daemon(msgspec.Struct, kw_only=True):
     lane: Lane
     scheduler: Scheduler
     watcher: WatcherStatistics
-    cancel_scope: trio.CancelScope
 
 
 async def supervise(name: str, actor: Callable[[], Awaitable[None]]) -> None:
@@ -87,12 +86,19 @@ async def run_daemon(
             async def drive(guid: str) -> None:
                 await drive_asset(guid, deps)
 
+            async def dispatch_and_resume() -> None:
+                # Every (re)start of the dispatcher hands it the unfinished assets again: an actor that was
+                # running when the dispatcher crashed must not be forgotten until the next daemon restart.
+                async with trio.open_nursery() as inner:
+                    await inner.start(
+                        lambda task_status: run_dispatcher(
+                            receive=receive.clone(), drive=drive, limiter=asset_limiter, task_status=task_status
+                        )
+                    )
+                    inner.start_soon(_resume_unfinished, store, send.clone(), scheduler)
+
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(
-                    supervise,
-                    "dispatcher",
-                    lambda: run_dispatcher(receive=receive.clone(), drive=drive, limiter=asset_limiter),
-                )
+                nursery.start_soon(supervise, "dispatcher", dispatch_and_resume)
                 nursery.start_soon(
                     supervise,
                     "scheduler",
@@ -103,7 +109,6 @@ async def run_daemon(
                     "ars-prober",
                     lambda: run_lane_prober(lane=lane, probe=ars.probe, interval_s=config.ars.probe_interval_s),
                 )
-                nursery.start_soon(_resume_unfinished, store, send.clone(), scheduler)
                 nursery.start_soon(
                     supervise,
                     "ndrive-watcher",
@@ -116,15 +121,7 @@ async def run_daemon(
                     ),
                 )
                 log.info("daemon_started", ndrive=config.ndrive.root, workstations=config.ndrive.workstations)
-                task_status.started(
-                    Daemon(
-                        store=store,
-                        lane=lane,
-                        scheduler=scheduler,
-                        watcher=watcher_stats,
-                        cancel_scope=nursery.cancel_scope,
-                    )
-                )
+                task_status.started(Daemon(store=store, lane=lane, scheduler=scheduler, watcher=watcher_stats))
 
 
 async def _resume_unfinished(store: Store, send: trio.MemorySendChannel[str], scheduler: Scheduler) -> None:

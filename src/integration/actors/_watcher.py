@@ -11,7 +11,9 @@ keeps the folder open for the next round instead of being stranded in an ``impor
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import msgspec
 import structlog
@@ -30,13 +32,15 @@ from integration.adapters.ndrive import (
     write_error_note,
 )
 from integration.config import Config
-from integration.domain import FileRecord, allocation_mb
+from integration.domain import FileKind, FileRecord, allocation_mb
 from integration.errors import InfrastructureError, StateConflict, TransientError
 from integration.store import NewAsset, Rejection, Store
 
 __all__ = ["WatcherStatistics", "run_ndrive_watcher"]
 
 log = structlog.get_logger()
+
+T = TypeVar("T")
 
 ACTOR = "ndrive-watcher"
 _NOTE_SUFFIX = ".error.txt"
@@ -72,150 +76,157 @@ async def run_ndrive_watcher(
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run forever: scan every ``ndrive.scan_interval_s``; import settled session folders."""
-    stats = statistics if statistics is not None else WatcherStatistics()
-    rules = IntakeRules.from_config(config)
-    root = Path(config.ndrive.root)
-    pending: dict[Path, _Pending] = {}
+    watcher = _Watcher(store, config, dispatch, copy_limiter, statistics or WatcherStatistics())
     task_status.started()
     while True:
-        stats.scans += 1
-        for workstation in config.ndrive.workstations:
-            sessions = await trio.to_thread.run_sync(list_session_folders, root, workstation)
+        await watcher.scan()
+        await trio.sleep(config.ndrive.scan_interval_s)
+
+
+class _Watcher:
+    """The watcher's state between scans: which folders were seen with which snapshot since when."""
+
+    def __init__(
+        self,
+        store: Store,
+        config: Config,
+        dispatch: trio.MemorySendChannel[str],
+        copy_limiter: trio.CapacityLimiter,
+        stats: WatcherStatistics,
+    ) -> None:
+        self.store = store
+        self.config = config
+        self.dispatch = dispatch
+        self.copy_limiter = copy_limiter
+        self.stats = stats
+        self.rules = IntakeRules.from_config(config)
+        self.pending: dict[Path, _Pending] = {}
+
+    async def scan(self) -> None:
+        """One pass over every workstation folder; a failure in one folder never stops the others."""
+        self.stats.scans += 1
+        root = Path(self.config.ndrive.root)
+        for workstation in self.config.ndrive.workstations:
+            try:
+                sessions = await _in_thread(list_session_folders, root, workstation)
+            except TransientError as exc:  # e.g. the N-Drive is not mounted right now
+                log.warning("ndrive_unavailable", workstation=workstation, error=str(exc))
+                continue
             for session in sessions:
                 try:
-                    await _consider(session, workstation, pending, store, config, rules, dispatch, copy_limiter, stats)
+                    await self._consider(session, workstation)
                 except TransientError as exc:
                     log.warning("session_scan_failed", session=str(session), error=str(exc))
                 except InfrastructureError as exc:  # local disk full: nothing is lost, try again next scan
                     log.warning("session_import_paused", session=str(session), lane=exc.lane, error=str(exc))
-        await trio.sleep(config.ndrive.scan_interval_s)
 
+    async def _consider(self, session: Path, workstation: str) -> None:
+        snapshot = _relevant(await _in_thread(snapshot_session, session))
+        now = trio.current_time()
+        seen = self.pending.get(session)
+        if seen is None or seen.snapshot != snapshot:
+            self.pending[session] = _Pending(snapshot, now)
+            return
+        if now - seen.stable_since < self.config.ndrive.settle_s:
+            return
+        with structlog.contextvars.bound_contextvars(session=str(session)):
+            done = await self._import_session(session, workstation, snapshot)
+        if done:
+            del self.pending[session]
+        else:
+            self.stats.late_changes += 1
+            self.pending[session] = _Pending(_relevant(await _in_thread(snapshot_session, session)), now)
 
-async def _consider(
-    session: Path,
-    workstation: str,
-    pending: dict[Path, _Pending],
-    store: Store,
-    config: Config,
-    rules: IntakeRules,
-    dispatch: trio.MemorySendChannel[str],
-    copy_limiter: trio.CapacityLimiter,
-    stats: WatcherStatistics,
-) -> None:
-    snapshot = _relevant(await trio.to_thread.run_sync(snapshot_session, session))
-    now = trio.current_time()
-    seen = pending.get(session)
-    if seen is None or seen.snapshot != snapshot:
-        pending[session] = _Pending(snapshot, now)
-        return
-    if now - seen.stable_since < config.ndrive.settle_s:
-        return
-    with structlog.contextvars.bound_contextvars(session=str(session)):
-        done = await _import_session(
-            session, workstation, snapshot, store, config, rules, dispatch, copy_limiter, stats
+    async def _import_session(self, session: Path, workstation: str, planned_from: SessionSnapshot) -> bool:
+        """Import a settled session; True when it was marked imported, False when it changed meanwhile."""
+        plan = await _in_thread(plan_session, session, self.rules)
+        rejected = 0
+        for rejection in plan.rejections:
+            rejected += await self._reject(session, rejection)
+        ingested = 0
+        for candidate in plan.candidates:
+            outcome = await self._ingest(session, candidate)
+            if isinstance(outcome, IntakeRejection):
+                rejected += await self._reject(session, outcome)
+            elif outcome:
+                ingested += 1
+                await self.dispatch.send(candidate.guid)
+        latest = _relevant(await _in_thread(snapshot_session, session))
+        if latest != planned_from:
+            log.info("session_changed_during_import", note="kept open; new files are imported next round")
+            return False
+        imported = await _in_thread(mark_session_imported, session)
+        await self.store.record_session(
+            str(session), workstation=workstation, status="imported", assets=len(plan.candidates), rejected=rejected
         )
-    if done:
-        del pending[session]
-    else:
-        stats.late_changes += 1
-        pending[session] = _Pending(_relevant(await trio.to_thread.run_sync(snapshot_session, session)), now)
+        self.stats.sessions_imported += 1
+        log.info("session_imported", renamed_to=imported.name, assets=ingested, rejected=rejected)
+        return True
 
-
-async def _import_session(
-    session: Path,
-    workstation: str,
-    planned_from: SessionSnapshot,
-    store: Store,
-    config: Config,
-    rules: IntakeRules,
-    dispatch: trio.MemorySendChannel[str],
-    copy_limiter: trio.CapacityLimiter,
-    stats: WatcherStatistics,
-) -> bool:
-    """Import a settled session; True when it was marked imported, False when it changed meanwhile."""
-    plan = await trio.to_thread.run_sync(plan_session, session, rules)
-    rejected = 0
-    for rejection in plan.rejections:
-        rejected += await _reject(session, rejection, store, stats)
-    ingested = 0
-    for candidate in plan.candidates:
-        outcome = await _ingest(session, workstation, candidate, store, config, copy_limiter, stats)
-        if isinstance(outcome, IntakeRejection):
-            rejected += await _reject(session, outcome, store, stats)
-        elif outcome:
-            ingested += 1
-            await dispatch.send(candidate.guid)
-    latest = _relevant(await trio.to_thread.run_sync(snapshot_session, session))
-    if latest != planned_from:
-        log.info("session_changed_during_import", note="kept open; new files are imported next round")
-        return False
-    imported = await trio.to_thread.run_sync(mark_session_imported, session)
-    await store.record_session(
-        str(session), workstation=workstation, status="imported", assets=len(plan.candidates), rejected=rejected
-    )
-    stats.sessions_imported += 1
-    log.info("session_imported", renamed_to=imported.name, assets=ingested, rejected=rejected)
-    return True
-
-
-async def _reject(session: Path, rejection: IntakeRejection, store: Store, stats: WatcherStatistics) -> int:
-    await trio.to_thread.run_sync(write_error_note, session, rejection)
-    new = await store.record_rejection(
-        Rejection(
-            session=str(session),
-            name=rejection.name,
-            guid=rejection.guid,
-            reason=rejection.reason,
-            at=time.time(),
-        )
-    )
-    if new:
-        stats.rejections += 1
-        log.warning("asset_rejected", name=rejection.name, asset_guid=rejection.guid, reason=rejection.reason)
-    return 1
-
-
-async def _ingest(
-    session: Path,
-    workstation: str,
-    candidate: AssetCandidate,
-    store: Store,
-    config: Config,
-    copy_limiter: trio.CapacityLimiter,
-    stats: WatcherStatistics,
-) -> bool | IntakeRejection:
-    """Copy and record one asset; True if newly recorded, False if it was already, or a rejection."""
-    guid = candidate.guid
-    existing = await store.asset(guid)
-    if existing is not None:
-        if existing.session == str(session):
-            return False  # recorded before a restart; the copy and record are complete
-        return IntakeRejection(
-            name=guid,
-            reason=(
-                f"the GUID {guid} was already imported from session {existing.session} "
-                f"(state {existing.state.value}); this second copy was left here untouched. "
-                "Give the asset a new GUID or remove the duplicate."
-            ),
-            paths=tuple(path for path, _ in candidate.files()),
-            guid=guid,
-        )
-    local_dir = Path(config.storage.root) / guid
-    records: list[tuple[FileRecord, str]] = []
-    for path, kind in candidate.files():
-        target = local_dir / path.name
-        async with copy_limiter:
-            copied = await trio.to_thread.run_sync(copy_with_crc, path, target)
-        records.append(
-            (
-                FileRecord(name=path.name, kind=kind, size=copied.size, crc32=copied.crc32, local_path=str(target)),
-                str(path),
+    async def _reject(self, session: Path, rejection: IntakeRejection) -> int:
+        await _in_thread(write_error_note, session, rejection)
+        new = await self.store.record_rejection(
+            Rejection(
+                session=str(session), name=rejection.name, guid=rejection.guid, reason=rejection.reason, at=time.time()
             )
         )
+        if new:
+            self.stats.rejections += 1
+            log.warning("asset_rejected", name=rejection.name, asset_guid=rejection.guid, reason=rejection.reason)
+        return 1
+
+    async def _ingest(self, session: Path, candidate: AssetCandidate) -> bool | IntakeRejection:
+        """Copy and record one asset; True if newly recorded, False if it was already, or a rejection."""
+        guid = candidate.guid
+        existing = await self.store.asset(guid)
+        if existing is not None:
+            if existing.session == str(session):
+                return False  # recorded before a restart; the copy and record are complete
+            return _duplicate(candidate, existing.session, existing.state.value)
+        local_dir = Path(self.config.storage.root) / guid
+        records: list[tuple[FileRecord, str]] = []
+        for path, kind in candidate.files():
+            target = local_dir / path.name
+            async with self.copy_limiter:
+                copied = await _in_thread(copy_with_crc, path, target)
+            record = FileRecord(name=path.name, kind=kind, size=copied.size, crc32=copied.crc32, local_path=str(target))
+            records.append((record, str(path)))
+        try:
+            await self.store.record_ingested(
+                _new_asset(candidate, session, local_dir, records, self.config), actor=ACTOR
+            )
+        except StateConflict:
+            return False
+        self.stats.assets_ingested += 1
+        log.info("asset_ingested", asset_guid=guid, files=len(records))
+        return True
+
+
+async def _in_thread(fn: Callable[..., T], *args: Any) -> T:
+    """Run blocking file work in a worker thread; abandoned on cancel so shutdown never waits for a big copy
+    (an abandoned copy only ever leaves a ``.partial`` file, which the next copy overwrites)."""
+    return await trio.to_thread.run_sync(fn, *args, abandon_on_cancel=True)
+
+
+def _duplicate(candidate: AssetCandidate, first_session: str, state: str) -> IntakeRejection:
+    return IntakeRejection(
+        name=candidate.guid,
+        reason=(
+            f"the GUID {candidate.guid} was already imported from session {first_session} (state {state}); "
+            "this second copy was left here untouched. Give the asset a new GUID or remove the duplicate."
+        ),
+        paths=tuple(path for path, _ in candidate.files()),
+        guid=candidate.guid,
+    )
+
+
+def _new_asset(
+    candidate: AssetCandidate, session: Path, local_dir: Path, records: list[tuple[FileRecord, str]], config: Config
+) -> NewAsset:
     metadata = candidate.metadata.metadata
-    uploadable = [r.size for r, _ in records if r.kind.value != "metadata"]
-    new = NewAsset(
-        guid=guid,
+    uploadable = [r.size for r, _ in records if r.kind is not FileKind.METADATA]
+    return NewAsset(
+        guid=candidate.guid,
         pipeline=metadata.pipeline_name,
         institution=metadata.institution,
         collection=metadata.collection,
@@ -230,10 +241,3 @@ async def _ingest(
         metadata_json=candidate.metadata.encode(),
         files=tuple(records),
     )
-    try:
-        await store.record_ingested(new, actor=ACTOR)
-    except StateConflict:
-        return False
-    stats.assets_ingested += 1
-    log.info("asset_ingested", asset_guid=guid, files=len(records))
-    return True
