@@ -39,7 +39,7 @@ from integration.errors import (
 from integration.state_machines import AssetState, AssetTrigger
 from integration.store import AssetRecord, Store
 
-__all__ = ["ACTOR_NAME", "AssetDeps", "drive_asset"]
+__all__ = ["ACTOR_NAME", "DRIVABLE", "AssetDeps", "drive_asset", "fail_asset"]
 
 log = structlog.get_logger()
 
@@ -242,19 +242,20 @@ async def _quarantine(record: AssetRecord, deps: AssetDeps, reason: str) -> None
     )
 
 
+async def fail_asset(record: AssetRecord, deps: AssetDeps, reason: str, *, actor: str) -> None:
+    """Move the asset to ``failed`` with ``reason`` (a human must look); clears its wake-up."""
+    log.error("asset_failed", reason=reason)
+    await deps.store.transition(
+        record.guid, AssetTrigger.FAIL, expected=record.state, reason=reason, actor=actor, updates={"next_wake": None}
+    )
+
+
 async def _retry_later(record: AssetRecord, deps: AssetDeps, reason: str) -> None:
     """Schedule another try with capped exponential back-off, or fail the asset once the budget is spent."""
     retry = deps.config.retry
     attempts = record.attempts + 1
     if attempts > retry.attempts:
-        await deps.store.transition(
-            record.guid,
-            AssetTrigger.FAIL,
-            expected=record.state,
-            reason=f"gave up after {record.attempts} attempts: {reason}",
-            actor=ACTOR_NAME,
-            updates={"next_wake": None},
-        )
+        await fail_asset(record, deps, f"gave up after {record.attempts} attempts: {reason}", actor=ACTOR_NAME)
         return
     delay = min(retry.max_s, retry.initial_s * math.pow(2, attempts - 1)) + random.uniform(0, retry.jitter_s)
     log.warning("asset_retry_scheduled", attempt=attempts, delay_s=round(delay, 2), reason=reason)

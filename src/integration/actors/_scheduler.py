@@ -15,7 +15,7 @@ from __future__ import annotations
 import structlog
 import trio
 
-from integration.actors._asset_actor import ACTOR_NAME, AssetDeps
+from integration.actors._asset_actor import AssetDeps, fail_asset
 from integration.adapters.ars import AssetStatus
 from integration.errors import InfrastructureError, StateConflict, TransientError
 from integration.state_machines import AssetState, AssetTrigger
@@ -25,6 +25,7 @@ __all__ = ["Scheduler", "run_scheduler"]
 
 log = structlog.get_logger()
 
+POLLER = "sync-poller"
 _BATCH_THRESHOLD = 4  # from this many due syncing assets on, one in-progress listing beats N status calls
 _IDLE_S = 60.0  # re-read the store at least this often even when nothing is scheduled
 
@@ -148,7 +149,7 @@ async def _verify_and_confirm(record: AssetRecord, deps: AssetDeps, status: Asse
         AssetTrigger.CONFIRM_SYNC,
         expected=AssetState.SYNCING,
         reason=f"ARS status {status.status}; CRC-32 of every file verified",
-        actor="sync-poller",
+        actor=POLLER,
         updates={"next_wake": None},
     )
     log.info("asset_synced")
@@ -165,7 +166,7 @@ async def _resync(record: AssetRecord, deps: AssetDeps, dispatch: trio.MemorySen
         AssetTrigger.RESYNC,
         expected=AssetState.SYNCING,
         reason=f"{reason}; re-synchronising ({record.resyncs + 1}/{limit})",
-        actor="sync-poller",
+        actor=POLLER,
         updates={"next_wake": None, "resyncs": record.resyncs + 1},
     )
     await dispatch.send(record.guid)
@@ -179,12 +180,4 @@ async def _reschedule(record: AssetRecord, deps: AssetDeps, status: str) -> None
 
 
 async def _fail(record: AssetRecord, deps: AssetDeps, reason: str) -> None:
-    log.error("asset_failed", reason=reason)
-    await deps.store.transition(
-        record.guid,
-        AssetTrigger.FAIL,
-        expected=AssetState.SYNCING,
-        reason=reason,
-        actor=ACTOR_NAME,
-        updates={"next_wake": None},
-    )
+    await fail_asset(record, deps, reason, actor=POLLER)

@@ -143,14 +143,21 @@ class _Watcher:
         rejected = 0
         for rejection in plan.rejections:
             rejected += await self._reject(session, rejection)
-        ingested = 0
-        for candidate in plan.candidates:
+        outcomes: list[bool | IntakeRejection] = []
+
+        async def ingest(candidate: AssetCandidate) -> None:
             outcome = await self._ingest(session, candidate)
+            outcomes.append(outcome)
+            if outcome is True:
+                await self.dispatch.send(candidate.guid)
+
+        async with trio.open_nursery() as nursery:  # copies run in parallel, bounded by the copy limiter
+            for candidate in plan.candidates:
+                nursery.start_soon(ingest, candidate)
+        for outcome in outcomes:
             if isinstance(outcome, IntakeRejection):
                 rejected += await self._reject(session, outcome)
-            elif outcome:
-                ingested += 1
-                await self.dispatch.send(candidate.guid)
+        ingested = sum(1 for outcome in outcomes if outcome is True)
         latest = _relevant(await _in_thread(snapshot_session, session))
         if latest != planned_from:
             log.info("session_changed_during_import", note="kept open; new files are imported next round")

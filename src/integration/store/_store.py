@@ -208,8 +208,7 @@ class Store:
             assert record is not None
             return record
 
-        result: AssetRecord = await self._db.call(insert)
-        return result
+        return await self._db.call(insert)
 
     async def transition(
         self,
@@ -252,8 +251,7 @@ class Store:
             assert record is not None
             return record
 
-        result: AssetRecord = await self._db.call(move)
-        return result
+        return await self._db.call(move)
 
     async def update(self, guid: str, *, expected: AssetState, **columns: Any) -> None:
         """Set bookkeeping columns (intent, next_wake, attempts, ...) without a state change.
@@ -297,8 +295,7 @@ class Store:
             )
             return cursor.rowcount == 1
 
-        result: bool = await self._db.call(insert)
-        return result
+        return await self._db.call(insert)
 
     async def record_session(self, path: str, *, workstation: str, status: str, assets: int, rejected: int) -> None:
         """Record what happened to a session folder (``imported``)."""
@@ -348,8 +345,7 @@ class Store:
                 for r in rows
             ]
 
-        result: list[StoredFile] = await self._db.call(query)
-        return result
+        return await self._db.call(query)
 
     async def metadata_json(self, guid: str) -> bytes | None:
         """The metadata JSON as recorded at intake (unknown fields included)."""
@@ -358,8 +354,7 @@ class Store:
             row = connection.execute("SELECT json FROM metadata WHERE guid = ?", (guid,)).fetchone()
             return bytes(row[0]) if row else None
 
-        result: bytes | None = await self._db.call(query)
-        return result
+        return await self._db.call(query)
 
     async def assets_in(self, states: Iterable[AssetState], *, limit: int = 100_000) -> list[AssetRecord]:
         """Assets in any of ``states`` (index ``assets_by_state``), oldest first."""
@@ -373,8 +368,7 @@ class Store:
             ).fetchall()
             return [_asset_from_row(r) for r in rows]
 
-        result: list[AssetRecord] = await self._db.call(query)
-        return result
+        return await self._db.call(query)
 
     async def due(self, now: float, *, limit: int = 500) -> list[AssetRecord]:
         """Assets whose wake-up time has come (index ``assets_by_wake``), earliest first."""
@@ -387,8 +381,7 @@ class Store:
             ).fetchall()
             return [_asset_from_row(r) for r in rows]
 
-        result: list[AssetRecord] = await self._db.call(query)
-        return result
+        return await self._db.call(query)
 
     async def next_wake(self) -> float | None:
         """The earliest scheduled wake-up, or None."""
@@ -413,8 +406,7 @@ class Store:
                 for r in rows
             ]
 
-        result: list[EventRecord] = await self._db.call(query)
-        return result
+        return await self._db.call(query)
 
     async def counts_by_state(self) -> dict[str, int]:
         """How many assets are in each state."""
@@ -423,8 +415,7 @@ class Store:
             rows = connection.execute("SELECT state, COUNT(*) FROM assets GROUP BY state").fetchall()
             return {str(state): int(count) for state, count in rows}
 
-        result: dict[str, int] = await self._db.call(query)
-        return result
+        return await self._db.call(query)
 
     async def rejections(self, *, limit: int = 1000) -> list[Rejection]:
         """Intake rejections, newest first."""
@@ -435,8 +426,7 @@ class Store:
             ).fetchall()
             return [Rejection(session=r[0], name=r[1], guid=r[2], reason=r[3], at=r[4]) for r in rows]
 
-        result: list[Rejection] = await self._db.call(query)
-        return result
+        return await self._db.call(query)
 
     async def lanes(self) -> dict[str, tuple[bool, str, float]]:
         """Persisted lane states: name -> (paused, reason, since)."""
@@ -445,8 +435,7 @@ class Store:
             rows = connection.execute("SELECT name, paused, reason, since FROM lanes").fetchall()
             return {r[0]: (bool(r[1]), r[2], r[3]) for r in rows}
 
-        result: dict[str, tuple[bool, str, float]] = await self._db.call(query)
-        return result
+        return await self._db.call(query)
 
     def statistics(self) -> dict[str, int]:
         """Calls and transactions run so far (calls / transactions = the group-commit factor)."""
