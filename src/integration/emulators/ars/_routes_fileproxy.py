@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from functools import partial
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route
 
@@ -43,7 +43,10 @@ class _FileProxy:
         query = (request.query_params.get("crc"), request.query_params.get("file_size_mb"))
         content_type = request.headers.get("content-type")
         where, path = _where(request), request.path_params["path"]
-        status, body = await upload(self.core, where, path, query, content_type, request.stream())
+        try:
+            status, body = await upload(self.core, where, path, query, content_type, request.stream())
+        except ClientDisconnect:  # the client went away mid-upload; nothing was stored, nobody to answer
+            return Response(status_code=400)
         return json_response(body, status)
 
     async def listing(self, request: Request, user: str) -> Response:
