@@ -35,11 +35,15 @@ only its own section. The targets come from `../shared/DESIGN.md`, "Performance 
 
 | script | what it measures |
 |---|---|
-| `benchmarks/ingest.py` | N-Drive → `synced` through the real daemon and the ARS emulator (two processes over loopback): throughput, daemon CPU per asset, peak RSS, and a 2 GiB file |
+| `benchmarks/ingest.py` | N-Drive → `synced` through the real daemon and the ARS emulator (two processes, \
+loopback): throughput, daemon CPU per asset, peak RSS, and one 2 GB file |
 | `benchmarks/store.py` | the track store: transitions per second with group commit vs. one awaited call at a time |
 
 Benchmarks are never timed tests: they are run by hand (`make bench` runs `benchmarks/ingest.py`) on an
 otherwise idle machine, and the figures depend on it (CPU, disk, load) — compare runs on the same machine.
+Each figure comes with a *calibration*: milliseconds for a fixed pure-Python loop measured just before and
+after the run (lower = faster CPU). On a shared VM it can drift by half from one minute to the next, and the
+figures drift with it.
 """
 
 
@@ -64,6 +68,23 @@ def machine_summary() -> str:
     )
 
 
+def calibrate() -> float:
+    """Milliseconds for a fixed pure-Python loop, best of three: how fast this machine is right now.
+
+    Shared virtual machines change speed from minute to minute; printing this next to each figure shows whether
+    two runs ran on an equally fast CPU (lower is faster).
+    """
+
+    def loop() -> float:
+        began = time.perf_counter()
+        total = 0
+        for i in range(1_000_000):
+            total += i * i % 7
+        return time.perf_counter() - began
+
+    return 1000 * min(loop() for _ in range(3))
+
+
 def today() -> str:
     """The current UTC date and time, to the minute."""
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -75,6 +96,24 @@ def command_line() -> str:
     with contextlib.suppress(ValueError):
         script = script.relative_to(ROOT)
     return shlex.join([".venv/bin/python", str(script), *sys.argv[1:]])
+
+
+def git_revision() -> str:
+    """``commit abc1234`` of the project (``+ uncommitted changes`` when the tree is dirty), or ``unknown``."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", "src"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "an unknown revision"
+    return f"commit {commit}" + (" + uncommitted changes in src/" if dirty else "")
 
 
 def write_section(name: str, body: str, *, doc: Path = DOC) -> None:
@@ -158,7 +197,9 @@ def proc_status_kib(pid: int, field: str) -> int:
 __all__ = [
     "DOC",
     "ROOT",
+    "calibrate",
     "command_line",
+    "git_revision",
     "machine_summary",
     "markdown_table",
     "proc_status_kib",

@@ -67,12 +67,11 @@ class AssetDeps(msgspec.Struct, frozen=True, kw_only=True):
 async def drive_asset(guid: str, deps: AssetDeps) -> None:
     """Move ``guid`` forward until it waits (syncing), ends, or needs a human."""
     with structlog.contextvars.bound_contextvars(asset_guid=guid):
-        while True:
-            record = await deps.store.asset(guid)
-            if record is None or record.state not in DRIVABLE:
-                return
+        record = await deps.store.asset(guid)
+        while record is not None and record.state in DRIVABLE:
             try:
-                await _step(record, deps)
+                record = await _step(record, deps)  # the row as the step's last transition wrote it
+                continue
             except StateConflict as exc:  # another task moved it; look again
                 log.info("asset_state_moved_elsewhere", expected=exc.expected, actual=exc.actual)
             except InfrastructureError as exc:
@@ -88,34 +87,33 @@ async def drive_asset(guid: str, deps: AssetDeps) -> None:
                 log.exception("asset_step_crashed", state=record.state.value)
                 await _retry_later(record, deps, f"unexpected {type(exc).__name__}: {exc}")
                 return
+            record = await deps.store.asset(guid)
 
 
-async def _step(record: AssetRecord, deps: AssetDeps) -> None:
+async def _step(record: AssetRecord, deps: AssetDeps) -> AssetRecord:
     if record.state is AssetState.PAUSED:
         await deps.lane.wait_open()
-        await deps.store.transition(
+        return await deps.store.transition(
             record.guid,
             AssetTrigger.RESUME,
             expected=AssetState.PAUSED,
             reason=f"{deps.lane.name} lane is back",
             actor=ACTOR_NAME,
         )
-        return
     await deps.lane.wait_open()
     if record.state is AssetState.INGESTED:
-        await _create(record, deps)
-    elif record.state is AssetState.CREATED_IN_ARS:
-        await _upload(record, deps)
-    elif record.state is AssetState.UPLOADED:
-        await _synchronize(record, deps)
+        return await _create(record, deps)
+    if record.state is AssetState.CREATED_IN_ARS:
+        return await _upload(record, deps)
+    return await _synchronize(record, deps)
 
 
-async def _create(record: AssetRecord, deps: AssetDeps) -> None:
+async def _create(record: AssetRecord, deps: AssetDeps) -> AssetRecord:
     store, ars = deps.store, deps.ars
     if record.intent == _INTENT_CREATE:
         status = await ars.get_status(record.guid)
         if status is not None:
-            await store.transition(
+            return await store.transition(
                 record.guid,
                 AssetTrigger.CREATE,
                 expected=AssetState.INGESTED,
@@ -123,7 +121,6 @@ async def _create(record: AssetRecord, deps: AssetDeps) -> None:
                 actor=ACTOR_NAME,
                 updates={"intent": None},
             )
-            return
     raw = await store.metadata_json(record.guid)
     if raw is None:
         raise DataError(f"no metadata recorded for {record.guid}", guid=record.guid)
@@ -143,7 +140,7 @@ async def _create(record: AssetRecord, deps: AssetDeps) -> None:
         reason = f"ARS already had it ({status.status}) after an unconfirmed create: reconciled"
     else:
         reason = f"created in ARS with {created.allocated_mb} MB allocated"
-    await store.transition(
+    return await store.transition(
         record.guid,
         AssetTrigger.CREATE,
         expected=AssetState.INGESTED,
@@ -153,13 +150,13 @@ async def _create(record: AssetRecord, deps: AssetDeps) -> None:
     )
 
 
-async def _upload(record: AssetRecord, deps: AssetDeps) -> None:
+async def _upload(record: AssetRecord, deps: AssetDeps) -> AssetRecord:
     files = await deps.store.files(record.guid)
     for stored in files:
         if stored.uploaded or stored.record.kind is FileKind.METADATA:
             continue
         await _upload_one(record, deps, stored.record.name, stored.record.local_path, stored.record.crc32)
-    await deps.store.transition(
+    return await deps.store.transition(
         record.guid,
         AssetTrigger.UPLOAD,
         expected=AssetState.CREATED_IN_ARS,
@@ -196,7 +193,7 @@ async def _upload_one(record: AssetRecord, deps: AssetDeps, name: str, local_pat
     raise DataError(f"ARS reported a CRC-32 mismatch for {name} {_CRC_RETRIES + 1} times", guid=record.guid)
 
 
-async def _synchronize(record: AssetRecord, deps: AssetDeps) -> None:
+async def _synchronize(record: AssetRecord, deps: AssetDeps) -> AssetRecord:
     store, ars = deps.store, deps.ars
     already = False
     if record.intent == _INTENT_SYNC:
@@ -212,7 +209,7 @@ async def _synchronize(record: AssetRecord, deps: AssetDeps) -> None:
                 raise
             log.info("synchronize_already_accepted", status=status.status, ars_said=str(exc))
     now = deps.clock()
-    await store.transition(
+    synced = await store.transition(
         record.guid,
         AssetTrigger.START_SYNC,
         expected=AssetState.UPLOADED,
@@ -221,6 +218,7 @@ async def _synchronize(record: AssetRecord, deps: AssetDeps) -> None:
         updates={"intent": None, "next_wake": now + deps.config.ars.sync_poll_initial_s},
     )
     deps.kick_scheduler()
+    return synced
 
 
 async def _pause(record: AssetRecord, deps: AssetDeps, reason: str) -> None:

@@ -5,9 +5,9 @@ the due rows (indexed range). The cost of a tick is proportional to the work tha
 number of assets stored. Due assets that are ``syncing`` are polled here; any other due asset (a retry
 after back-off) is handed to the dispatcher.
 
-Polling uses one ``GET /assets/inprogress`` for a batch (ARS lists every asset still syncing); assets
-absent from that list are asked individually, since absence usually means "done". ``synced`` is recorded
-only after the CRC-32 that ARS holds for each file equals the CRC-32 taken at intake.
+Polling uses one ``GET /assets/inprogress`` for a batch (ARS lists every asset still syncing or with an open
+share); for an asset absent from that list, absence usually means "done", so its file list is read directly.
+``synced`` is recorded only when ARS holds every uploaded file SYNCHRONIZED with the CRC-32 taken at intake.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import trio
 
 from integration.actors._asset_actor import AssetDeps, fail_asset
 from integration.adapters.ars import AssetStatus
-from integration.errors import InfrastructureError, StateConflict, TransientError
+from integration.errors import ArsRejected, InfrastructureError, StateConflict, TransientError
 from integration.state_machines import AssetState, AssetTrigger
 from integration.store import AssetRecord
 
@@ -26,6 +26,7 @@ __all__ = ["Scheduler", "run_scheduler"]
 log = structlog.get_logger()
 
 POLLER = "sync-poller"
+_SYNCHRONIZED = "SYNCHRONIZED"
 _BATCH_THRESHOLD = 4  # from this many due syncing assets on, one in-progress listing beats N status calls
 _IDLE_S = 60.0  # re-read the store at least this often even when nothing is scheduled
 
@@ -88,21 +89,27 @@ async def _hand_over(record: AssetRecord, deps: AssetDeps, dispatch: trio.Memory
 
 
 async def _poll(records: list[AssetRecord], deps: AssetDeps, dispatch: trio.MemorySendChannel[str]) -> None:
-    statuses: dict[str, AssetStatus | None] = {}
-    if len(records) >= _BATCH_THRESHOLD:
+    batched = len(records) >= _BATCH_THRESHOLD
+    statuses: dict[str, AssetStatus] = {}
+    if batched:
         statuses = {s.asset_guid: s for s in await deps.ars.list_in_progress()}
 
     async def settle(record: AssetRecord) -> None:
-        status = statuses.get(record.guid)
-        if status is None:
-            status = await deps.ars.get_status(record.guid)
         with structlog.contextvars.bound_contextvars(asset_guid=record.guid):
             try:
+                status = statuses.get(record.guid)
+                # Absent from the in-progress list means ARS has neither an open share nor a pending sync for
+                # it: usually done. Its file list says so directly (one request instead of two).
+                if status is None and batched and await _confirm_if_synchronised(record, deps, "not in progress"):
+                    return
+                if status is None:
+                    status = await deps.ars.get_status(record.guid)
                 await _settle(record, status, deps, dispatch)
             except StateConflict:
                 pass
-            except TransientError as exc:
-                await _reschedule(record, deps, f"status check failed: {exc}")
+            except (TransientError, ArsRejected) as exc:
+                await _reschedule(record, deps)
+                log.warning("sync_status_check_failed", error=str(exc))
 
     async with trio.open_nursery() as nursery:
         for record in records:
@@ -116,7 +123,8 @@ async def _settle(
     if status is None:
         await _fail(record, deps, "ARS does not know the asset any more (status 404) while it was syncing")
     elif status.is_synced:
-        await _verify_and_confirm(record, deps, status)
+        if not await _confirm_if_synchronised(record, deps, status.status):
+            await _reschedule(record, deps)
     elif status.is_sync_failed:
         await _resync(record, deps, dispatch, f"ERDA sync failed: {status.error_message or status.status}")
     elif deps.clock() - record.state_since > ars_config.sync_stuck_after_s:
@@ -127,10 +135,15 @@ async def _settle(
             f"stuck in {status.status} for more than {ars_config.sync_stuck_after_s:.0f} s",
         )
     else:
-        await _reschedule(record, deps, status.status)
+        await _reschedule(record, deps)
 
 
-async def _verify_and_confirm(record: AssetRecord, deps: AssetDeps, status: AssetStatus) -> None:
+async def _confirm_if_synchronised(record: AssetRecord, deps: AssetDeps, ars_status: str) -> bool:
+    """Record ``synced`` if ARS holds every uploaded file SYNCHRONIZED with our CRC-32.
+
+    Returns False (nothing recorded) while a file is not yet synchronised; fails the asset, and returns True,
+    when ARS holds other bytes than we sent or lost a file.
+    """
     held = {f.path.rsplit("/", 1)[-1]: f for f in await deps.ars.list_files(record.guid)}
     problems = []
     for stored in await deps.store.files(record.guid):
@@ -141,18 +154,21 @@ async def _verify_and_confirm(record: AssetRecord, deps: AssetDeps, status: Asse
             problems.append(f"{stored.record.name} is missing in ARS")
         elif ars_file.crc != stored.record.crc32:
             problems.append(f"{stored.record.name}: ARS holds CRC-32 {ars_file.crc}, intake {stored.record.crc32}")
+        elif ars_file.sync_status != _SYNCHRONIZED:
+            return False
     if problems:
         await _fail(record, deps, "ARS synchronised but does not hold our bytes: " + "; ".join(problems))
-        return
+        return True
     await deps.store.transition(
         record.guid,
         AssetTrigger.CONFIRM_SYNC,
         expected=AssetState.SYNCING,
-        reason=f"ARS status {status.status}; CRC-32 of every file verified",
+        reason=f"ARS status {ars_status}; every file SYNCHRONIZED with our CRC-32",
         actor=POLLER,
         updates={"next_wake": None},
     )
     log.info("asset_synced")
+    return True
 
 
 async def _resync(record: AssetRecord, deps: AssetDeps, dispatch: trio.MemorySendChannel[str], reason: str) -> None:
@@ -172,7 +188,7 @@ async def _resync(record: AssetRecord, deps: AssetDeps, dispatch: trio.MemorySen
     await dispatch.send(record.guid)
 
 
-async def _reschedule(record: AssetRecord, deps: AssetDeps, status: str) -> None:
+async def _reschedule(record: AssetRecord, deps: AssetDeps) -> None:
     config = deps.config.ars
     waited = max(0.0, deps.clock() - record.state_since)
     interval = min(config.sync_poll_max_s, max(config.sync_poll_initial_s, waited / 2))

@@ -17,6 +17,7 @@ import trio
 from integration import __version__
 from integration.adapters.ars._errors import _map_httpx_errors, read_reply
 from integration.adapters.ars._models import ArsFile, ArsStatistics, AssetStatus, CreatedAsset, Reply
+from integration.adapters.ars._pool import ShardedTransport
 from integration.adapters.ars._session import Outgoing, Session
 from integration.config import ArsConfig, RetryConfig
 from integration.domain import size_mb
@@ -207,7 +208,7 @@ class ArsClient:
                 found = os.fstat(file.fileno()).st_size
                 if found != size:
                     raise DataError(f"local copy {path} has {found} bytes, {size} were recorded", guid=guid)
-                response = await self._session.send(replace(outgoing, content=lambda: _Chunks(file)))
+                response = await self._session.send(replace(outgoing, content=lambda: _Chunks(file, size)))
         self._session.checked(response, operation="upload_file", guid=guid)
         reply = read_reply(response.content)  # {"expected_crc", "actual_crc"}; tolerated when absent
         if reply is not None and reply.actual_crc is not None and reply.actual_crc != crc32:
@@ -219,26 +220,30 @@ class ArsClient:
 
 
 class _Chunks(httpx.AsyncByteStream):
-    """The upload body: ``file`` from its start, ``CHUNK_BYTES`` at a time, each read in a worker thread.
+    """The upload body: ``size`` bytes of ``file`` from its start, ``CHUNK_BYTES`` at a time.
 
-    Its own iterator rather than an async generator, so an upload cut short by a timeout leaves nothing
-    half-run behind; the file itself is closed by :meth:`ArsClient._upload_once`.
+    Each chunk is one ``os.pread`` in a worker thread (no shared file position, so a resend after a 401 simply
+    starts again at offset 0, and a file of one chunk costs one thread hop). Its own iterator rather than an
+    async generator, so an upload cut short by a timeout leaves nothing half-run behind; the file itself is
+    closed by :meth:`ArsClient._upload_once`.
     """
 
-    def __init__(self, file: BinaryIO) -> None:
-        self._file = file
-        self._rewound = False
+    def __init__(self, file: BinaryIO, size: int) -> None:
+        self._fd = file.fileno()
+        self._size = size
+        self._offset = 0
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self
 
     async def __anext__(self) -> bytes:
-        if not self._rewound:  # a resend after 401 reads the same open file again
-            self._rewound = True
-            await trio.to_thread.run_sync(self._file.seek, 0)
-        chunk = await trio.to_thread.run_sync(self._file.read, CHUNK_BYTES)
-        if not chunk:
+        wanted = min(CHUNK_BYTES, self._size - self._offset)
+        if wanted <= 0:
             raise StopAsyncIteration
+        chunk = await trio.to_thread.run_sync(os.pread, self._fd, wanted, self._offset)
+        if not chunk:  # the file shrank after its size was checked: the short body fails the request
+            raise StopAsyncIteration
+        self._offset += len(chunk)
         return chunk
 
 
@@ -278,7 +283,7 @@ async def open_ars_client(
     if limiter is not None and limiter.total_tokens != float("inf"):
         pool = max(1, int(limiter.total_tokens))
     async with httpx.AsyncClient(
-        transport=transport,
+        transport=transport if transport is not None else ShardedTransport(connections=pool),
         timeout=httpx.Timeout(config.request_timeout_s),
         limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
         headers={"User-Agent": f"dassco-integration/{__version__}"},
