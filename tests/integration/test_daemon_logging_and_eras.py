@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import structlog
 import trio
-from daemon_support import make_config, serve_ars, start_daemon, wait_for_states, write_session
 
+from daemon_support import make_config, serve_ars, start_daemon, wait_for_states, write_session
 from integration.log_setup import configure_logging
 
 ASSET_EVENTS = {"asset_ingested", "asset_synced", "asset_quarantined", "asset_failed", "asset_retry_scheduled"}
