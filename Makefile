@@ -26,6 +26,7 @@ unit: setup-test
 test: lint typecheck unit
 
 bench: setup-test
+	$(BIN)/python benchmarks/store.py
 	$(BIN)/python benchmarks/ingest.py
 
 # Refresh the constraints file from the current venv (after changing dependencies in pyproject.toml).
