@@ -13,12 +13,19 @@ import trio
 
 from integration.actors import Daemon, run_daemon
 from integration.config import Config, parse_config
-from integration.demo import SpecimenSpec, make_guid, write_plain_asset
-from integration.emulators.ars import ArsEmulator, EmulatorSettings, InstitutionSettings, serve_ars_emulator
+from integration.demo import (
+    DEMO_WORKSTATIONS,
+    SpecimenSpec,
+    demo_config,
+    demo_emulator_settings,
+    make_guid,
+    write_plain_asset,
+)
+from integration.emulators.ars import ArsEmulator, serve_ars_emulator
 from integration.state_machines import AssetState
 
 SECRET = "test-secret"
-WORKSTATIONS = ("test-workstation", "test-workstation-2")
+WORKSTATIONS = DEMO_WORKSTATIONS
 
 
 class ArsServer(msgspec.Struct):
@@ -34,17 +41,7 @@ class ArsServer(msgspec.Struct):
 
 async def serve_ars(nursery: trio.Nursery, tmp_path: Path, **settings_overrides: Any) -> ArsServer:
     """Serve the ARS emulator on 127.0.0.1 (free port), ERDA tick every 0.1 s."""
-    settings = EmulatorSettings(
-        data_dir=str(tmp_path / "ars"),
-        client_id="integration",
-        client_secret=SECRET,
-        sync_tick_s=0.1,
-        institutions={
-            "test-institution": InstitutionSettings(
-                collections=("test-collection",), pipelines=("test-pipeline",), workstations=WORKSTATIONS
-            )
-        },
-    )
+    settings = demo_emulator_settings(tmp_path / "ars", secret=SECRET, sync_tick_s=0.1)
     if settings_overrides:
         settings = msgspec.structs.replace(settings, **settings_overrides)
     emulator = ArsEmulator(settings)
@@ -52,34 +49,30 @@ async def serve_ars(nursery: trio.Nursery, tmp_path: Path, **settings_overrides:
     return ArsServer(emulator=emulator, port=port, data_dir=tmp_path / "ars")
 
 
+#: What tests change in the demo's configuration: faster everything, a plain-text secret, small limits.
+_TEST_OVERRIDES: dict[str, dict[str, Any]] = {
+    "ndrive": {"settle_s": 0.3, "scan_interval_s": 0.1},
+    "ars": {
+        "client_secret": SECRET,
+        "allow_plaintext_secret": True,
+        "request_timeout_s": 5.0,
+        "sync_poll_initial_s": 0.1,
+        "sync_poll_max_s": 0.5,
+        "probe_interval_s": 0.2,
+    },
+    "retry": {"attempts": 3, "initial_s": 0.05, "max_s": 0.2, "jitter_s": 0.05},
+    "concurrency": {"assets": 8, "ars_connections": 8},
+    "pipelines": {"test-pipeline": {"jobs": [["asset_loader"]]}},
+}
+
+
 def config_dict(root: Path, port: int, **sections: dict[str, Any]) -> dict[str, Any]:
-    """A fast test configuration (short settle window, quick polls and retries)."""
-    base = f"http://127.0.0.1:{port}"
-    data: dict[str, Any] = {
-        "ndrive": {
-            "root": str(root / "ndrive"),
-            "workstations": list(WORKSTATIONS),
-            "settle_s": 0.3,
-            "scan_interval_s": 0.1,
-        },
-        "storage": {"root": str(root / "storage"), "database": str(root / "track.sqlite3")},
-        "ars": {
-            "base_url": base,
-            "token_url": f"{base}/keycloak/realms/dassco/protocol/openid-connect/token",
-            "client_id": "integration",
-            "client_secret": SECRET,
-            "allow_plaintext_secret": True,
-            "request_timeout_s": 5.0,
-            "sync_poll_initial_s": 0.1,
-            "sync_poll_max_s": 0.5,
-            "probe_interval_s": 0.2,
-        },
-        "retry": {"attempts": 3, "initial_s": 0.05, "max_s": 0.2, "jitter_s": 0.05},
-        "concurrency": {"assets": 8, "ars_connections": 8},
-        "pipelines": {"test-pipeline": {"jobs": [["asset_loader"]]}},
-    }
-    for name, values in sections.items():
-        data[name] = {**data.get(name, {}), **values}
+    """The demo's configuration made fast for tests; ``sections`` override keys per section."""
+    data: dict[str, Any] = demo_config(root, ars_port=port)
+    del data["ars"]["client_secret_file"]
+    for overrides in (_TEST_OVERRIDES, sections):
+        for name, values in overrides.items():
+            data[name] = values if name == "pipelines" else {**data.get(name, {}), **values}
     return data
 
 

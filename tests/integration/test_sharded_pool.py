@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import httpx
 import trio
-from daemon_support import ArsServer
 
+from daemon_support import ArsServer
 from integration.adapters.ars._pool import ShardedTransport
 
 

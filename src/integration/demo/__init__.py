@@ -5,7 +5,7 @@ DNG raw siblings, v2_1_0 metadata JSON with valid GUIDs).
 """
 
 from integration.demo._files import write_dng, write_plain_tiff
-from integration.demo._run import DEMO_WORKSTATIONS, demo_config, run_demo
+from integration.demo._run import DEMO_WORKSTATIONS, demo_config, demo_emulator_settings, run_demo
 from integration.demo._sheet import render_sheet
 from integration.demo._specimens import (
     DEFAULT_START,
@@ -29,6 +29,7 @@ __all__ = [
     "GeneratedAsset",
     "SpecimenSpec",
     "demo_config",
+    "demo_emulator_settings",
     "generate_session",
     "make_barcode",
     "make_guid",

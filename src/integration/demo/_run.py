@@ -27,7 +27,7 @@ from integration.log_setup import configure_logging
 from integration.state_machines import AssetState
 from integration.status import collect_status, render_status
 
-__all__ = ["DEMO_WORKSTATIONS", "demo_config", "run_demo"]
+__all__ = ["DEMO_WORKSTATIONS", "demo_config", "demo_emulator_settings", "run_demo"]
 
 DEMO_WORKSTATIONS = ("test-workstation", "test-workstation-2")
 _DEMO_SECRET = "demo-secret"  # the emulator's and the daemon's shared secret; lives in a file, not the TOML
@@ -95,18 +95,23 @@ def run_demo(*, assets: int, workdir: Path | None) -> int:
         return trio.run(_demo, root, expected, console, log_path)
 
 
-async def _demo(root: Path, expected: int, console: Console, log_path: Path) -> int:
-    settings = EmulatorSettings(
-        data_dir=str(root / "ars"),
+def demo_emulator_settings(data_dir: Path, *, secret: str, sync_tick_s: float = 0.5) -> EmulatorSettings:
+    """The emulator as the demo runs it: both demo workstations in service, ERDA every ``sync_tick_s``."""
+    return EmulatorSettings(
+        data_dir=str(data_dir),
         client_id="integration",
-        client_secret=_DEMO_SECRET,
-        sync_tick_s=0.5,
+        client_secret=secret,
+        sync_tick_s=sync_tick_s,
         institutions={
             "test-institution": InstitutionSettings(
                 collections=("test-collection",), pipelines=("test-pipeline",), workstations=DEMO_WORKSTATIONS
             )
         },
     )
+
+
+async def _demo(root: Path, expected: int, console: Console, log_path: Path) -> int:
+    settings = demo_emulator_settings(root / "ars", secret=_DEMO_SECRET)
     async with trio.open_nursery() as nursery:
         port: int = await nursery.start(lambda task_status: serve_ars_emulator(settings, task_status=task_status))
         config_path = root / "config.toml"
