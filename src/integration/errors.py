@@ -70,7 +70,11 @@ class ConfigError(IntegrationError):
 
 
 class TransientError(IntegrationError):
-    """A failure that may go away by itself: retry with back-off."""
+    """A failure that may go away by itself: retry with back-off, waiting at least ``retry_after_s`` if given."""
+
+    def __init__(self, message: str, *, guid: str | None = None, retry_after_s: float | None = None) -> None:
+        super().__init__(message, guid=guid)
+        self.retry_after_s = retry_after_s
 
 
 class InfrastructureError(IntegrationError):
@@ -100,8 +104,15 @@ class MetadataError(DataError):
 class ArsTransientError(TransientError):
     """ARS answered 5xx/429 or did not answer in time."""
 
-    def __init__(self, message: str, *, status_code: int | None = None, guid: str | None = None) -> None:
-        super().__init__(message, guid=guid)
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        guid: str | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message, guid=guid, retry_after_s=retry_after_s)
         self.status_code = status_code
 
 

@@ -24,13 +24,14 @@ import trio
 
 from integration.actors._lane import Lane
 from integration.adapters.ars import ArsClient, build_create_body
-from integration.adapters.files import crc32_of
+from integration.adapters.files import crc32_of, local_size
 from integration.config import Config
 from integration.domain import FileKind, decode_metadata
 from integration.errors import (
     ArsConflict,
     ArsCrcMismatch,
     ArsRejected,
+    ArsTransientError,
     DataError,
     InfrastructureError,
     StateConflict,
@@ -47,6 +48,9 @@ ACTOR_NAME = "asset-actor"
 _INTENT_CREATE = "create"
 _INTENT_SYNC = "sync"
 _CRC_RETRIES = 2
+#: ARS blocks a GUID for 300 s after a create that failed on its side; retries wait this long at least,
+#: so that the retry budget spans the whole block.
+_ARS_CREATE_BLOCK_S = 60.0
 #: ARS statuses that mean synchronize was accepted at some point.
 _SYNC_ACCEPTED = frozenset({"ASSET_RECEIVED", "ERDA_SYNCHRONISED", "COMPLETED", "ERDA_FAILED", "ERDA_ERROR"})
 #: States this actor knows how to move out of.
@@ -81,7 +85,7 @@ async def drive_asset(guid: str, deps: AssetDeps) -> None:
             except (DataError, ArsRejected) as exc:
                 await _quarantine(record, deps, f"{type(exc).__name__}: {exc}")
             except TransientError as exc:
-                await _retry_later(record, deps, str(exc))
+                await _retry_later(record, deps, str(exc), at_least_s=exc.retry_after_s or 0.0)
                 return
             except Exception as exc:
                 log.exception("asset_step_crashed", state=record.state.value)
@@ -131,12 +135,19 @@ async def _create(record: AssetRecord, deps: AssetDeps) -> AssetRecord:
     await store.update(record.guid, expected=AssetState.INGESTED, intent=_INTENT_CREATE)
     try:
         created = await ars.create_asset(body, allocation_mb=record.allocation_mb)
-    except ArsConflict:
-        if not had_intent:
-            raise  # someone else's asset with our GUID: a human must look
+    except ArsConflict as exc:
         status = await ars.get_status(record.guid)
-        if status is None:  # ARS still de-duplicating our earlier attempt; try again later
-            raise
+        if status is None and exc.status_code == 403:
+            # "already being processed": ARS blocks the GUID for 300 s after a create that failed on its side
+            # (possibly ours, a moment ago). Wait it out; the intent stays, so the next try asks first.
+            raise ArsTransientError(
+                "ARS still blocks the GUID after an earlier create failed on its side; trying again later",
+                status_code=403,
+                guid=record.guid,
+                retry_after_s=_ARS_CREATE_BLOCK_S,
+            ) from exc
+        if status is None or not had_intent:
+            raise  # someone else's asset with our GUID: a human must look
         reason = f"ARS already had it ({status.status}) after an unconfirmed create: reconciled"
     else:
         reason = f"created in ARS with {created.allocated_mb} MB allocated"
@@ -169,7 +180,7 @@ async def _upload(record: AssetRecord, deps: AssetDeps) -> AssetRecord:
 async def _upload_one(record: AssetRecord, deps: AssetDeps, name: str, local_path: str, crc: int) -> None:
     path = Path(local_path)
     for attempt in range(_CRC_RETRIES + 1):
-        size = (await trio.Path(path).stat()).st_size
+        size = await trio.to_thread.run_sync(local_size, path)
         try:
             await deps.ars.upload_file(
                 institution=record.institution,
@@ -248,14 +259,15 @@ async def fail_asset(record: AssetRecord, deps: AssetDeps, reason: str, *, actor
     )
 
 
-async def _retry_later(record: AssetRecord, deps: AssetDeps, reason: str) -> None:
+async def _retry_later(record: AssetRecord, deps: AssetDeps, reason: str, *, at_least_s: float = 0.0) -> None:
     """Schedule another try with capped exponential back-off, or fail the asset once the budget is spent."""
     retry = deps.config.retry
     attempts = record.attempts + 1
     if attempts > retry.attempts:
         await fail_asset(record, deps, f"gave up after {record.attempts} attempts: {reason}", actor=ACTOR_NAME)
         return
-    delay = min(retry.max_s, retry.initial_s * math.pow(2, attempts - 1)) + random.uniform(0, retry.jitter_s)
+    backoff = min(retry.max_s, retry.initial_s * math.pow(2, attempts - 1)) + random.uniform(0, retry.jitter_s)
+    delay = max(at_least_s, backoff)
     log.warning("asset_retry_scheduled", attempt=attempts, delay_s=round(delay, 2), reason=reason)
     await deps.store.update(record.guid, expected=record.state, attempts=attempts, next_wake=deps.clock() + delay)
     deps.kick_scheduler()

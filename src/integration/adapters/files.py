@@ -21,9 +21,9 @@ from typing import BinaryIO
 
 import msgspec
 
-from integration.errors import InfrastructureError, TransientError
+from integration.errors import DataError, InfrastructureError, TransientError
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "CopyMismatch", "CopyResult", "copy_with_crc", "crc32_of"]
+__all__ = ["DEFAULT_CHUNK_SIZE", "CopyMismatch", "CopyResult", "copy_with_crc", "crc32_of", "local_size"]
 
 #: Bytes read per step: large enough for throughput, small enough to keep memory flat.
 DEFAULT_CHUNK_SIZE = 1 << 20
@@ -51,6 +51,15 @@ def crc32_of(path: Path, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> CopyResult:
     """Size and CRC-32 of ``path``, read in chunks; raises :class:`TransientError` when it cannot be read."""
     with _map_os_errors(path), path.open("rb", buffering=0) as source:
         return _stream(source, None, chunk_size)
+
+
+def local_size(path: Path) -> int:
+    """The size of a local copy; raises :class:`DataError` when it is gone (someone removed our copy)."""
+    with _map_os_errors(path):
+        try:
+            return path.stat().st_size
+        except FileNotFoundError as exc:
+            raise DataError(f"the local copy {path} is gone; it must be copied from the N-Drive again") from exc
 
 
 def copy_with_crc(src: Path, dst: Path, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> CopyResult:
