@@ -125,7 +125,7 @@ async def _demo(root: Path, expected: int, console: Console, log_path: Path) -> 
         counts = await _watch_progress(daemon, expected, console)
         elapsed = time.perf_counter() - started
         nursery.cancel_scope.cancel()
-    await show_status(Path(config.storage.database), console)
+    await _show_status(Path(config.storage.database), console)
     return _summary(root, config, expected, counts, elapsed, console)
 
 
@@ -179,6 +179,6 @@ def _summary(
     return 1
 
 
-async def show_status(database: Path, console: Console) -> None:
+async def _show_status(database: Path, console: Console) -> None:
     """Print the same report as ``integration status``."""
     render_status(await collect_status(database), console)
