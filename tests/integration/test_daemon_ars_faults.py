@@ -128,3 +128,23 @@ async def test_stuck_in_asset_received_is_resynchronised(nursery: trio.Nursery, 
             await trio.sleep(0.05)
     ars.emulator.update_faults({"stuck_asset_received": False})
     await wait_for_states(daemon, {"synced": 1})
+
+
+async def test_intake_goes_on_while_ars_is_down_and_actors_are_full(
+    nursery: trio.Nursery, tmp_path: Path, ars: ArsServer
+) -> None:
+    """With every actor slot and queue place taken by paused assets, new sessions are still imported."""
+    ars.emulator.update_faults({"down": True})
+    guids = write_session(tmp_path, "test-workstation", "s1", 12, seed=20)
+    guids += write_session(tmp_path, "test-workstation", "s2", 12, seed=21)
+    daemon = await start_daemon(nursery, make_config(tmp_path, ars.port, concurrency={"assets": 1}))  # queue of 4
+    ws = tmp_path / "ndrive" / "test-workstation"
+    with trio.fail_after(30):
+        while not ((ws / "imported_s1").is_dir() and (ws / "imported_s2").is_dir()):
+            await trio.sleep(0.05)
+    counts = await daemon.store.counts_by_state()
+    assert sum(counts.values()) == 24
+    assert counts.get("synced", 0) == 0
+    ars.emulator.update_faults({"down": False})
+    await wait_for_states(daemon, {"synced": 24}, timeout=120)
+    assert_exactly_once(ars, guids)

@@ -5,7 +5,7 @@ nursery and restarts a crashed one with back-off.
 """
 
 from integration.actors._asset_actor import AssetDeps, drive_asset
-from integration.actors._dispatcher import run_dispatcher
+from integration.actors._dispatcher import offer_to_dispatcher, run_dispatcher
 from integration.actors._lane import Lane, LaneStatistics, run_lane_prober
 from integration.actors._scheduler import Scheduler, run_scheduler
 from integration.actors._supervisor import Daemon, run_daemon, supervise
@@ -19,6 +19,7 @@ __all__ = [
     "Scheduler",
     "WatcherStatistics",
     "drive_asset",
+    "offer_to_dispatcher",
     "run_daemon",
     "run_dispatcher",
     "run_lane_prober",

@@ -16,6 +16,7 @@ import structlog
 import trio
 
 from integration.actors._asset_actor import AssetDeps, fail_asset
+from integration.actors._dispatcher import offer_to_dispatcher
 from integration.adapters.ars import AssetStatus
 from integration.errors import ArsRejected, InfrastructureError, StateConflict, TransientError
 from integration.state_machines import AssetState, AssetTrigger
@@ -70,8 +71,8 @@ async def run_scheduler(
         due = await deps.store.due(now)
         syncing = [r for r in due if r.state is AssetState.SYNCING]
         for record in due:
-            if record.state is not AssetState.SYNCING:
-                await _hand_over(record, deps, dispatch)
+            if record.state is not AssetState.SYNCING and not await _hand_over(record, deps, dispatch):
+                break  # the dispatcher is full; the rest stay parked for the next tick
         if syncing:
             try:
                 await _poll(syncing, deps, dispatch)
@@ -80,12 +81,15 @@ async def run_scheduler(
                 await deps.lane.pause(str(exc))
 
 
-async def _hand_over(record: AssetRecord, deps: AssetDeps, dispatch: trio.MemorySendChannel[str]) -> None:
+async def _hand_over(record: AssetRecord, deps: AssetDeps, dispatch: trio.MemorySendChannel[str]) -> bool:
+    """Clear the asset's wake-up and offer it to the dispatcher (re-parked if it is full); False when full."""
     try:
         await deps.store.update(record.guid, expected=record.state, next_wake=None)
     except StateConflict:
-        return
-    await dispatch.send(record.guid)
+        return True
+    return await offer_to_dispatcher(
+        record.guid, state=record.state, dispatch=dispatch, store=deps.store, clock=deps.clock
+    )
 
 
 async def _poll(records: list[AssetRecord], deps: AssetDeps, dispatch: trio.MemorySendChannel[str]) -> None:
@@ -185,7 +189,9 @@ async def _resync(record: AssetRecord, deps: AssetDeps, dispatch: trio.MemorySen
         actor=POLLER,
         updates={"next_wake": None, "resyncs": record.resyncs + 1},
     )
-    await dispatch.send(record.guid)
+    await offer_to_dispatcher(
+        record.guid, state=AssetState.UPLOADED, dispatch=dispatch, store=deps.store, clock=deps.clock
+    )
 
 
 async def _reschedule(record: AssetRecord, deps: AssetDeps) -> None:

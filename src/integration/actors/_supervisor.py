@@ -117,6 +117,7 @@ async def run_daemon(
                         config=config,
                         dispatch=send.clone(),
                         copy_limiter=copy_limiter,
+                        kick_scheduler=scheduler.kick,
                         statistics=watcher_stats,
                     ),
                 )

@@ -19,6 +19,7 @@ import msgspec
 import structlog
 import trio
 
+from integration.actors._dispatcher import offer_to_dispatcher
 from integration.adapters.files import copy_with_crc
 from integration.adapters.ndrive import (
     AssetCandidate,
@@ -34,6 +35,7 @@ from integration.adapters.ndrive import (
 from integration.config import Config
 from integration.domain import FileKind, FileRecord, allocation_mb
 from integration.errors import InfrastructureError, StateConflict, TransientError
+from integration.state_machines import AssetState
 from integration.store import NewAsset, Rejection, Store
 
 __all__ = ["WatcherStatistics", "run_ndrive_watcher"]
@@ -72,11 +74,16 @@ async def run_ndrive_watcher(
     config: Config,
     dispatch: trio.MemorySendChannel[str],
     copy_limiter: trio.CapacityLimiter,
+    kick_scheduler: Callable[[], None] = lambda: None,
     statistics: WatcherStatistics | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run forever: scan every ``ndrive.scan_interval_s``; import settled session folders."""
-    watcher = _Watcher(store, config, dispatch, copy_limiter, statistics or WatcherStatistics())
+    """Run forever: scan every ``ndrive.scan_interval_s``; import settled session folders.
+
+    New assets go to the dispatcher; when it is full they are parked with a wake-up time and
+    ``kick_scheduler`` is called, so the intake never waits for ARS.
+    """
+    watcher = _Watcher(store, config, dispatch, copy_limiter, statistics or WatcherStatistics(), kick_scheduler)
     task_status.started()
     while True:
         await watcher.scan()
@@ -93,12 +100,14 @@ class _Watcher:
         dispatch: trio.MemorySendChannel[str],
         copy_limiter: trio.CapacityLimiter,
         stats: WatcherStatistics,
+        kick_scheduler: Callable[[], None],
     ) -> None:
         self.store = store
         self.config = config
         self.dispatch = dispatch
         self.copy_limiter = copy_limiter
         self.stats = stats
+        self.kick_scheduler = kick_scheduler
         self.rules = IntakeRules.from_config(config)
         self.pending: dict[Path, _Pending] = {}
 
@@ -148,8 +157,11 @@ class _Watcher:
         async def ingest(candidate: AssetCandidate) -> None:
             outcome = await self._ingest(session, candidate)
             outcomes.append(outcome)
-            if outcome is True:
-                await self.dispatch.send(candidate.guid)
+            parked = outcome is True and not await offer_to_dispatcher(
+                candidate.guid, state=AssetState.INGESTED, dispatch=self.dispatch, store=self.store
+            )
+            if parked:
+                self.kick_scheduler()
 
         async with trio.open_nursery() as nursery:  # copies run in parallel, bounded by the copy limiter
             for candidate in plan.candidates:
