@@ -87,7 +87,7 @@ SETTINGS: dict[str, dict[str, Any]] = {
         "probe_interval_s": 0.5,
     },
     "retry": {"attempts": 6, "initial_s": 0.1, "max_s": 2.0, "jitter_s": 0.1},
-    "concurrency": {"assets": 64, "ars_connections": 32, "copies": 4, "hashing": 2},
+    "concurrency": {"assets": 64, "ars_connections": 32, "copies": 4},
     "daemon": {"log_format": "json", "log_level": "info"},
 }
 

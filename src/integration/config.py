@@ -92,7 +92,6 @@ class ConcurrencyConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknow
     assets: int = 64  # asset actors moving at once
     ars_connections: int = 16
     copies: int = 4  # N-Drive -> local storage copies at once
-    hashing: int = 2  # CPU-bound CRC-32 threads
 
 
 class RetryConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -114,7 +113,6 @@ class IntakeConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fie
 class DaemonConfig(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
     """Process behaviour."""
 
-    shutdown_grace_s: float = 5.0
     log_format: str = "auto"  # auto (JSON unless a TTY), json, console
     log_level: str = "info"
 
@@ -290,9 +288,7 @@ _POSITIVE = (
     "concurrency.assets",
     "concurrency.ars_connections",
     "concurrency.copies",
-    "concurrency.hashing",
     "retry.attempts",
     "retry.initial_s",
     "retry.max_s",
-    "daemon.shutdown_grace_s",
 )

@@ -1,7 +1,7 @@
 """Copying a file into local storage while taking its CRC-32, streamed and verified.
 
-Both functions block: actors call them through ``trio.to_thread.run_sync`` under the copy and hashing capacity
-limiters. Memory use is one chunk, whatever the size of the file. The CRC-32 is the unsigned ``zlib.crc32``
+Both functions block: actors call them through ``trio.to_thread.run_sync`` under the copy capacity
+limiter. Memory use is one chunk, whatever the size of the file. The CRC-32 is the unsigned ``zlib.crc32``
 that ARS compares against (``binascii.crc32`` gives the same value).
 
 Every ``OSError`` becomes a :class:`~integration.errors.TransientError` naming the path, in
