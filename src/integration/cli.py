@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated
 
 import msgspec
+import structlog
 import trio
 import typer
 
@@ -68,8 +69,6 @@ def run(config_path: ConfigOption) -> None:
 
 
 async def _run_until_signal(config: Config, secret: str) -> None:
-    import structlog
-
     from integration.actors import run_daemon
 
     log = structlog.get_logger()

@@ -149,9 +149,8 @@ class _Watcher:
     async def _import_session(self, session: Path, workstation: str, planned_from: SessionSnapshot) -> bool:
         """Import a settled session; True when it was marked imported, False when it changed meanwhile."""
         plan = await _in_thread(plan_session, session, self.rules)
-        rejected = 0
         for rejection in plan.rejections:
-            rejected += await self._reject(session, rejection)
+            await self._reject(session, rejection)
         outcomes: list[bool | IntakeRejection] = []
 
         async def ingest(candidate: AssetCandidate) -> None:
@@ -166,9 +165,10 @@ class _Watcher:
         async with trio.open_nursery() as nursery:  # copies run in parallel, bounded by the copy limiter
             for candidate in plan.candidates:
                 nursery.start_soon(ingest, candidate)
-        for outcome in outcomes:
-            if isinstance(outcome, IntakeRejection):
-                rejected += await self._reject(session, outcome)
+        late_rejections = [outcome for outcome in outcomes if isinstance(outcome, IntakeRejection)]
+        for rejection in late_rejections:
+            await self._reject(session, rejection)
+        rejected = len(plan.rejections) + len(late_rejections)
         ingested = sum(1 for outcome in outcomes if outcome is True)
         latest = _relevant(await _in_thread(snapshot_session, session))
         if latest != planned_from:
@@ -182,7 +182,7 @@ class _Watcher:
         log.info("session_imported", renamed_to=imported.name, assets=ingested, rejected=rejected)
         return True
 
-    async def _reject(self, session: Path, rejection: IntakeRejection) -> int:
+    async def _reject(self, session: Path, rejection: IntakeRejection) -> None:
         await _in_thread(write_error_note, session, rejection)
         new = await self.store.record_rejection(
             Rejection(
@@ -192,7 +192,6 @@ class _Watcher:
         if new:
             self.stats.rejections += 1
             log.warning("asset_rejected", name=rejection.name, asset_guid=rejection.guid, reason=rejection.reason)
-        return 1
 
     async def _ingest(self, session: Path, candidate: AssetCandidate) -> bool | IntakeRejection:
         """Copy and record one asset; True if newly recorded, False if it was already, or a rejection."""

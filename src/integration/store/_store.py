@@ -281,10 +281,6 @@ class Store:
             lambda c: c.execute("UPDATE files SET uploaded = 1 WHERE guid = ? AND name = ?", (guid, name))
         )
 
-    async def reset_uploads(self, guid: str) -> None:
-        """Forget upload confirmations of ``guid`` (ARS lost its share; the files go up again)."""
-        await self._db.call(lambda c: c.execute("UPDATE files SET uploaded = 0 WHERE guid = ?", (guid,)))
-
     async def record_rejection(self, rejection: Rejection) -> bool:
         """Remember an intake rejection; False when the same (session, name) was already recorded."""
 
