@@ -28,8 +28,9 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$PYTHON" -m venv "$VENV"
     "$VENV/bin/pip" install -q --upgrade pip 2>&1 | grep -v "is ignored" || true
 fi
-extra=""
-[ "$profile" = "test" ] && extra="[test]"
+# The daemon itself needs no imaging library; the demo needs [demo], the tests everything.
+extra="[demo]"
+[ "$profile" = "test" ] && extra="[test,demo,hpc]"
 stamp="$VENV/.installed-$profile"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ constraints.txt -nt "$stamp" ]; then
     echo "bootstrap: installing Python packages ($profile)"

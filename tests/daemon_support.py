@@ -11,7 +11,7 @@ import msgspec
 import tomli_w
 import trio
 
-from integration.actors import Daemon, run_daemon
+from integration.actors import Daemon, StartupCheck, run_daemon
 from integration.config import Config, parse_config
 from integration.demo import (
     DEMO_WORKSTATIONS,
@@ -58,8 +58,8 @@ _TEST_OVERRIDES: dict[str, dict[str, Any]] = {
         "request_timeout_s": 5.0,
         "sync_poll_initial_s": 0.1,
         "sync_poll_max_s": 0.5,
-        "probe_interval_s": 0.2,
     },
+    "lanes": {"probe_initial_s": 0.2},
     "retry": {"attempts": 3, "initial_s": 0.05, "max_s": 0.2, "jitter_s": 0.05},
     "concurrency": {"assets": 8, "ars_connections": 8},
     "pipelines": {"test-pipeline": {"jobs": [["asset_loader"]]}},
@@ -80,8 +80,11 @@ def make_config(root: Path, port: int, **sections: dict[str, Any]) -> Config:
     return parse_config(tomli_w.dumps(config_dict(root, port, **sections)))
 
 
-async def start_daemon(nursery: trio.Nursery, config: Config) -> Daemon:
-    daemon: Daemon = await nursery.start(lambda task_status: run_daemon(config, secret=SECRET, task_status=task_status))
+async def start_daemon(nursery: trio.Nursery, config: Config, *, startup_check: StartupCheck = "require") -> Daemon:
+    """Start the daemon in ``nursery`` (with the ARS start-up check unless told otherwise)."""
+    daemon: Daemon = await nursery.start(
+        lambda task_status: run_daemon(config, secret=SECRET, startup_check=startup_check, task_status=task_status)
+    )
     return daemon
 
 
@@ -108,7 +111,7 @@ async def wait_for_states(daemon: Daemon, expected: dict[str, int], *, timeout: 
     counts: dict[str, int] = {}
     with trio.move_on_after(timeout):
         while True:
-            counts = await daemon.store.counts_by_state()
+            counts = await daemon.store.assets.counts_by_state()
             if all(counts.get(state, 0) >= n for state, n in expected.items()):
                 return counts
             await trio.sleep(0.05)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,7 @@ ALLOWED: dict[str, set[str]] = {
     "adapters": {"errors", "domain", "config"},
     "emulators": {"errors"},
     "actors": {"errors", "domain", "state_machines", "config", "store", "adapters"},
-    "status": {"errors", "state_machines", "store"},
+    "status": {"errors", "state_machines", "store", "config", "adapters"},
     "demo": {
         "errors",
         "domain",
@@ -33,7 +35,7 @@ ALLOWED: dict[str, set[str]] = {
         "log_setup",
         "status",
     },
-    "cli": {"errors", "config", "log_setup", "actors", "status", "demo", "emulators"},
+    "cli": {"errors", "config", "log_setup", "actors", "adapters", "store", "status", "demo", "emulators"},
     "__main__": {"cli"},
     "__init__": set(),
 }
@@ -92,3 +94,31 @@ def test_a_forbidden_edge_is_detected(tmp_path: Path) -> None:
     fake.write_text("import trio\nfrom integration.actors import drive_asset\n", encoding="utf-8")
     assert violations(fake, "state_machines") == ["integration.actors", "trio"]
     assert violations(fake, "adapters") == ["integration.actors"]
+
+
+#: What only the demo and the image modules (``[demo]``, ``[hpc]`` extras) may import.
+IMAGING_MODULES = ("PIL", "numpy", "rawpy", "barcode", "pidng", "pyzbar", "zxingcpp", "pytesseract", "tifffile")
+#: The daemon's own packages: installable without the imaging and demo libraries.
+DAEMON_PACKAGES = ("cli", "actors", "adapters", "store", "status", "state_machines", "domain", "config", "emulators")
+
+
+def test_the_daemon_installs_without_imaging_libraries() -> None:
+    """The daemon, the CLI and the emulator import with every imaging/demo library unavailable ([demo] extra)."""
+    blocked = ", ".join(repr(name) for name in IMAGING_MODULES)
+    code = (
+        "import sys\n"
+        f"for name in ({blocked},):\n"
+        "    sys.modules[name] = None  # importing it raises ImportError\n"
+        + "".join(f"import integration.{package}\n" for package in DAEMON_PACKAGES)
+        + "from integration.cli import app\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+def test_the_imaging_guard_detects_an_imaging_import() -> None:
+    """The guard above fails when a daemon module imports an imaging library (it cannot pass vacuously)."""
+    code = "import sys\nsys.modules['PIL'] = None\nimport integration.demo\n"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert done.returncode != 0
+    assert "PIL" in done.stderr

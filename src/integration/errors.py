@@ -2,48 +2,91 @@
 
 Every error the integration raises is an :class:`IntegrationError`. Adapters translate foreign exceptions
 (httpx, OSError, sqlite3, ...) into these classes at their edge, in one place each, so nothing above
-``adapters/`` ever catches a library's exception. The class says what the caller should do::
+``adapters/`` ever catches a library's exception.
+
+Each class has a *scope* (:class:`Scope`): would the next asset get the same answer? That decides what the
+caller does, before the kind of error does::
 
     IntegrationError
-    ├── ConfigError            the configuration is wrong; fix the file, nothing ran
-    ├── TransientError         retry with capped exponential back-off and jitter
-    │   └── ArsTransientError      5xx, 429, timeouts, connection reset
-    ├── InfrastructureError    a lane (ARS, disk, cluster) is down: pause the lane, resume by itself
-    │   ├── ArsUnavailable         ARS unreachable after retries
-    │   └── ArsDiskFull            ARS answered DISK_FULL
-    ├── PermanentError         needs a human; retrying cannot help
-    │   ├── DataError              bad input: the asset is quarantined with a plain reason
+    ├── ConfigError              the configuration is wrong; fix the file, nothing ran
+    ├── TransientError           ASSET  retry this one call/asset with capped exponential back-off and jitter
+    │   ├── ArsTransientError        5xx, 429, timeouts, connection reset (retried inside the ARS adapter)
+    │   ├── ArsCrcMismatch           507: ARS computed another CRC-32; retried with back-off before quarantine
+    │   └── AssetWaits               this asset must wait (ARS de-dup block, too big for the free space)
+    ├── InfrastructureError      SITE   a lane is down: pause it, resume by itself when the cause is gone
+    │   ├── ArsUnavailable           ARS (or Keycloak) unreachable after the retry budget
+    │   ├── ArsDiskFull              DISK_FULL with no room left for anyone
+    │   ├── ArsCredentialsRefused    Keycloak refused the client id / secret
+    │   ├── ArsForbidden             ARS refuses this client the rights it needs
+    │   ├── ArsRouteNotFound         404 on a path that cannot be unknown: ars.base_url is wrong
+    │   ├── NdriveUnavailable        the N-Drive mount fails (EIO, ESTALE, timeouts, vanished root)
+    │   └── StorageUnavailable       the local storage disk is full or failing
+    ├── GroupHeld                GROUP  every asset of one group gets this answer (a workstation out of
+    │                                   service, an unknown collection/pipeline/file format): hold that group
+    ├── PermanentError           ASSET  needs a human; retrying cannot help
+    │   ├── DataError                bad input: the asset is quarantined with a plain reason
     │   │   ├── InvalidGuid
     │   │   └── MetadataError
-    │   └── ArsRejected            ARS refused the request (4xx) for a reason that is not transient
-    │       ├── ArsConflict            "already exists" / "already being processed": reconcile, never re-create
-    │       └── ArsCrcMismatch         507: the bytes ARS received do not have our CRC-32
-    ├── IllegalTransition      a trigger that the state machine does not allow in this state
-    └── StateConflict          the stored state is not the one the caller expected (lost race)
+    │   └── ArsRejected              ARS refused a request about this asset's own data (4xx)
+    │       ├── ArsConflict              "already exists" / "already being processed" / "already checked out"
+    │       └── ArsShareClosed           the asset has no open share (upload, synchronize): open one first
+    ├── IllegalTransition        a trigger that the state machine does not allow in this state
+    ├── StateConflict            the stored state is not the one the caller expected (lost race)
+    └── DaemonRunning            another daemon holds the database (one daemon per database)
 
-Every error carries its context (asset GUID, request) as attributes, not only in its message.
+Every error carries its context (asset GUID, request) as attributes, not only in its message; a site error
+carries a ``reason`` a human can act on.
 """
 
 from __future__ import annotations
 
+import enum
+from typing import ClassVar, Literal
+
 __all__ = [
     "ArsConflict",
     "ArsCrcMismatch",
+    "ArsCredentialsRefused",
     "ArsDiskFull",
+    "ArsForbidden",
     "ArsRejected",
+    "ArsRouteNotFound",
+    "ArsShareClosed",
     "ArsTransientError",
     "ArsUnavailable",
+    "AssetWaits",
     "ConfigError",
+    "ConflictKind",
+    "DaemonRunning",
     "DataError",
+    "GroupHeld",
+    "GroupKind",
     "IllegalTransition",
     "InfrastructureError",
     "IntegrationError",
     "InvalidGuid",
     "MetadataError",
+    "NdriveUnavailable",
     "PermanentError",
+    "Scope",
     "StateConflict",
+    "StorageUnavailable",
     "TransientError",
 ]
+
+
+class Scope(enum.StrEnum):
+    """Who else would get the same answer: that decides pause, hold or quarantine."""
+
+    SITE = "site"  # every asset: pause the lane
+    GROUP = "group"  # every asset of one group (a workstation, a collection, ...): hold the group
+    ASSET = "asset"  # this asset only: retry it, or quarantine it
+
+
+#: The kinds of group an ARS refusal can be about; the group's key is ``"<kind>:<value>"``.
+GroupKind = Literal["workstation", "collection", "institution", "pipeline", "file_format"]
+#: What an :class:`ArsConflict` says exists already.
+ConflictKind = Literal["exists", "being_processed", "checked_out"]
 
 
 class IntegrationError(Exception):
@@ -51,6 +94,8 @@ class IntegrationError(Exception):
 
     ``guid`` names the asset concerned, when there is one.
     """
+
+    scope: ClassVar[Scope] = Scope.ASSET
 
     def __init__(self, message: str, *, guid: str | None = None) -> None:
         super().__init__(message)
@@ -63,6 +108,8 @@ class IntegrationError(Exception):
 
 class ConfigError(IntegrationError):
     """The configuration cannot be used; ``problems`` lists every problem found, each with its key path."""
+
+    scope = Scope.SITE
 
     def __init__(self, message: str, *, problems: list[str] | None = None) -> None:
         super().__init__(message)
@@ -77,12 +124,159 @@ class TransientError(IntegrationError):
         self.retry_after_s = retry_after_s
 
 
+class ArsTransientError(TransientError):
+    """ARS answered 5xx/429 or did not answer in time."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        guid: str | None = None,
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message, guid=guid, retry_after_s=retry_after_s)
+        self.status_code = status_code
+
+
+class ArsCrcMismatch(TransientError):
+    """ARS computed another CRC-32 than the one we sent (HTTP 507); nothing was stored.
+
+    Usually bytes damaged on the way: upload again after a back-off (by the asset actor, not inside the ARS
+    adapter); quarantine only when it persists.
+    """
+
+    def __init__(self, message: str, *, status_code: int = 507, guid: str | None = None) -> None:
+        super().__init__(message, guid=guid)
+        self.status_code = status_code
+
+
+class AssetWaits(TransientError):
+    """This asset must wait before its next try, for a reason that concerns it alone.
+
+    Examples: ARS still blocks the GUID after a create that failed on its side (300 s), or ARS answered
+    DISK_FULL while it has room for smaller assets. ``retry_after_s`` says how long at least; the wait does
+    not count against the asset's retry budget.
+    """
+
+
 class InfrastructureError(IntegrationError):
-    """A shared resource is down; the lane that uses it pauses and resumes by itself."""
+    """A shared resource is down; the lane ``lane`` pauses and resumes by itself.
+
+    ``reason`` says what a human can do about it; ``probe`` says how the lane learns that the cause is gone:
+    ``"health"`` (ask the resource) or ``"asset"`` (one parked asset's own retry, e.g. for DISK_FULL, which no
+    health check can see).
+    """
+
+    scope = Scope.SITE
+    probe: ClassVar[Literal["health", "asset"]] = "health"
 
     def __init__(self, message: str, *, lane: str, guid: str | None = None) -> None:
         super().__init__(message, guid=guid)
         self.lane = lane
+
+    @property
+    def reason(self) -> str:
+        """What is wrong and what to do, in words for the data manager (the message by default)."""
+        return self.message
+
+
+class ArsUnavailable(InfrastructureError):
+    """ARS (or its Keycloak) stayed unreachable after the retry budget was spent."""
+
+    def __init__(self, message: str, *, guid: str | None = None) -> None:
+        super().__init__(message, lane="ars", guid=guid)
+
+
+class ArsDiskFull(InfrastructureError):
+    """ARS has no room left for new shares (``http_allocation_status`` DISK_FULL with little or nothing free).
+
+    ``remaining_mb`` is what ARS reported as free (``None`` when it did not say), ``requested_mb`` what was asked.
+    """
+
+    probe = "asset"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        guid: str | None = None,
+        remaining_mb: int | None = None,
+        requested_mb: int | None = None,
+    ) -> None:
+        super().__init__(message, lane="ars", guid=guid)
+        self.remaining_mb = remaining_mb
+        self.requested_mb = requested_mb
+
+
+class ArsCredentialsRefused(InfrastructureError):
+    """Keycloak refused the client credentials (401 or 400 from the token endpoint).
+
+    ``restart_needed`` is True when the secret comes from an environment variable, which a running daemon
+    cannot re-read; a secret file is re-read on every token request.
+    """
+
+    def __init__(self, message: str, *, restart_needed: bool = False) -> None:
+        super().__init__(message, lane="ars")
+        self.restart_needed = restart_needed
+
+
+class ArsForbidden(InfrastructureError):
+    """ARS refuses this client a right every asset needs (a missing role, no write right)."""
+
+    def __init__(self, message: str, *, status_code: int, guid: str | None = None) -> None:
+        super().__init__(message, lane="ars", guid=guid)
+        self.status_code = status_code
+
+
+class ArsRouteNotFound(InfrastructureError):
+    """ARS answered 404 on a path that exists in every ARS: the configured URL is wrong."""
+
+    def __init__(self, message: str, *, url: str, guid: str | None = None) -> None:
+        super().__init__(message, lane="ars", guid=guid)
+        self.url = url
+
+
+class NdriveUnavailable(InfrastructureError):
+    """The N-Drive mount itself fails (EIO, ESTALE, a hung call, the root vanished): pause the intake lane."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message, lane="intake")
+        self.path = path
+
+
+class StorageUnavailable(InfrastructureError):
+    """The local storage disk is full or failing: pause the storage lane (nothing is lost, nothing rejected)."""
+
+    def __init__(self, message: str, *, path: str) -> None:
+        super().__init__(message, lane="storage")
+        self.path = path
+
+
+class GroupHeld(IntegrationError):
+    """ARS gives every asset of one group this refusal: hold the group's assets, let the others go on.
+
+    ``group_kind`` names the kind of group; ``group_value`` its name when the answer says it (``None``: take it
+    from the asset, e.g. "Workstation [OUT_OF_SERVICE] is marked as out of service" names no workstation).
+    """
+
+    scope = Scope.GROUP
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        group_kind: GroupKind,
+        group_value: str | None = None,
+        status_code: int | None = None,
+        error_message: str = "",
+        guid: str | None = None,
+    ) -> None:
+        super().__init__(message, guid=guid)
+        self.group_kind: GroupKind = group_kind
+        self.group_value = group_value
+        self.status_code = status_code
+        self.error_message = error_message
 
 
 class PermanentError(IntegrationError):
@@ -101,37 +295,8 @@ class MetadataError(DataError):
     """A metadata JSON cannot be decoded or lacks required fields."""
 
 
-class ArsTransientError(TransientError):
-    """ARS answered 5xx/429 or did not answer in time."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        status_code: int | None = None,
-        guid: str | None = None,
-        retry_after_s: float | None = None,
-    ) -> None:
-        super().__init__(message, guid=guid, retry_after_s=retry_after_s)
-        self.status_code = status_code
-
-
-class ArsUnavailable(InfrastructureError):
-    """ARS (or its Keycloak) stayed unreachable after the retry budget was spent."""
-
-    def __init__(self, message: str, *, guid: str | None = None) -> None:
-        super().__init__(message, lane="ars", guid=guid)
-
-
-class ArsDiskFull(InfrastructureError):
-    """ARS has no room for the requested allocation (``http_allocation_status`` DISK_FULL)."""
-
-    def __init__(self, message: str, *, guid: str | None = None) -> None:
-        super().__init__(message, lane="ars", guid=guid)
-
-
 class ArsRejected(PermanentError):
-    """ARS refused a request; ``status_code`` and ``error_message`` are what it said."""
+    """ARS refused a request about this asset; ``status_code`` and ``error_message`` are what it said."""
 
     def __init__(self, message: str, *, status_code: int, error_message: str = "", guid: str | None = None) -> None:
         super().__init__(message, guid=guid)
@@ -140,11 +305,29 @@ class ArsRejected(PermanentError):
 
 
 class ArsConflict(ArsRejected):
-    """ARS says the asset already exists or is being processed: reconcile with its status instead."""
+    """ARS says the asset (or its share) already exists or is on its way: reconcile, never create twice.
+
+    ``kind``: ``exists`` (400 "Asset X already exists"), ``being_processed`` (403 "already being processed":
+    a create in flight *or* one that failed on ARS's side within the last 300 s, so it does NOT prove the
+    asset exists), ``checked_out`` (createShare: a share is already open).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        error_message: str = "",
+        guid: str | None = None,
+        kind: ConflictKind = "exists",
+    ) -> None:
+        super().__init__(message, status_code=status_code, error_message=error_message, guid=guid)
+        self.kind: ConflictKind = kind
 
 
-class ArsCrcMismatch(ArsRejected):
-    """ARS computed another CRC-32 than the one we sent (HTTP 507); nothing was stored."""
+class ArsShareClosed(ArsRejected):
+    """The asset has no writeable share in ARS ("There is no writeable directory for this asset", "No writeable
+    share for asset found"): open one with createShare (or reconcile with the status) and try again."""
 
 
 class IllegalTransition(IntegrationError):
@@ -163,3 +346,15 @@ class StateConflict(IntegrationError):
         super().__init__(f"asset {guid}: expected state {expected!r}, found {actual!r}", guid=guid)
         self.expected = expected
         self.actual = actual
+
+
+class DaemonRunning(IntegrationError):
+    """Another daemon (``pid``, None if unknown) holds the database at ``path``: one daemon per database."""
+
+    scope = Scope.SITE
+
+    def __init__(self, *, path: str, pid: int | None) -> None:
+        who = f"PID {pid}" if pid else "PID unknown"
+        super().__init__(f"another daemon ({who}) holds {path}; stop it first, or give this one its own database")
+        self.path = path
+        self.pid = pid

@@ -3,214 +3,46 @@
 from __future__ import annotations
 
 import itertools
-import json
-import re
 import zlib
-from collections import Counter
-from collections.abc import AsyncIterator, Callable, Coroutine
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 import trio
 import trio.testing
 from structlog.testing import capture_logs
 
-from integration.adapters.ars import ArsClient, ArsFile, AssetStatus, CreatedAsset, open_ars_client
-from integration.config import ArsConfig, RetryConfig
+from adapters.test_ars_fake import (
+    CONFIG,
+    GUID,
+    RETRY,
+    SECRET,
+    FakeArs,
+    answering,
+    client_for,
+    create_body,
+    error,
+)
+from integration.adapters.ars import ArsAsset, ArsClient, ArsFile, AssetStatus, CreatedAsset, open_ars_client
+from integration.config import RetryConfig
 from integration.errors import (
     ArsConflict,
     ArsCrcMismatch,
+    ArsCredentialsRefused,
     ArsDiskFull,
+    ArsForbidden,
     ArsRejected,
+    ArsRouteNotFound,
     ArsTransientError,
     ArsUnavailable,
+    AssetWaits,
     DataError,
+    GroupHeld,
+    Scope,
 )
-
-BASE = "http://ars.test"
-TOKEN_URL = f"{BASE}/keycloak/realms/dassco/protocol/openid-connect/token"
-SECRET = "s3cret-value"
-GUID = "7e8-8-08-0c-1b-15-2-003-04-000-01e240"
-CONFIG = ArsConfig(base_url=BASE, token_url=TOKEN_URL, client_id="integration", request_timeout_s=10.0)
-RETRY = RetryConfig(attempts=3, initial_s=0.5, max_s=2.0, jitter_s=0.1)
-
-Handler = Callable[[httpx.Request], httpx.Response] | Callable[[httpx.Request], Coroutine[None, None, httpx.Response]]
-
-_ROUTES = (
-    ("POST", re.compile(r"/keycloak/.*/token"), "token"),
-    ("GET", re.compile(r"/ars/actuator/health"), "health"),
-    ("POST", re.compile(r"/ars/api/v1/assetmetadata"), "create"),
-    ("GET", re.compile(r"/ars/api/v1/assetmetadata/(?P<guid>[^/]+)"), "asset"),
-    ("GET", re.compile(r"/ars/api/v1/assets/status/(?P<guid>[^/]+)"), "status"),
-    ("GET", re.compile(r"/ars/api/v1/assets/inprogress"), "inprogress"),
-    ("PUT", re.compile(r"/file_proxy/api/assetfiles/(?P<i>[^/]+)/(?P<c>[^/]+)/(?P<guid>[^/]+)/(?P<name>.+)"), "upload"),
-    ("POST", re.compile(r"/file_proxy/api/shares/assets/(?P<guid>[^/]+)/synchronize"), "sync"),
-    ("GET", re.compile(r"/file_proxy/api/assets/(?P<guid>[^/]+)/files"), "files"),
-)
-
-
-def _error(status: int, message: str) -> httpx.Response:
-    envelope = {"type": "Error", "protocolVersion": "1.0", "errorCode": "BAD_REQUEST", "errorMessage": message}
-    return httpx.Response(status, json=envelope)
-
-
-@dataclass
-class FakeArs:
-    """Just enough ARS: tokens that expire, assets with a share, uploads with a CRC check, scripted failures."""
-
-    token_lifetime: float = 300.0
-    remaining_mb: int = 10_000
-    healthy: bool = True
-    commit_then_fail: bool = False  # scripted create failures happen after the asset was stored (lost answer)
-    script: dict[str, list[int]] = field(default_factory=dict)  # route -> statuses answered before real work
-    tokens: dict[str, float] = field(default_factory=dict)  # token -> expiry on the trio clock
-    assets: dict[str, dict[str, Any]] = field(default_factory=dict)
-    files: dict[str, dict[str, bytes]] = field(default_factory=dict)
-    uploads: list[httpx.Request] = field(default_factory=list)
-    hits: Counter[str] = field(default_factory=Counter)
-
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        route, args = self._route(request)
-        self.hits[route] += 1
-        if route == "token":
-            return self._token(request)
-        if route != "health" and not self._authorised(request):
-            return httpx.Response(401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-        if self.script.get(route):
-            status = self.script[route].pop(0)
-            if route == "create" and self.commit_then_fail:
-                self._create(request)
-            return httpx.Response(status, text="<html>gateway trouble</html>")
-        handler: Callable[..., httpx.Response] = getattr(self, f"_{route}")
-        return handler(request, **args)
-
-    def add_asset(self, guid: str = GUID, *, status: str = "METADATA_RECEIVED", share_mb: int | None = 5) -> None:
-        self.assets[guid] = {"status": status, "share_allocation_mb": share_mb, "body": {"asset_guid": guid}}
-        self.files.setdefault(guid, {})
-
-    def _route(self, request: httpx.Request) -> tuple[str, dict[str, str]]:
-        for method, pattern, name in _ROUTES:
-            match = pattern.fullmatch(request.url.path)
-            if request.method == method and match:
-                return name, match.groupdict()
-        raise AssertionError(f"unexpected request {request.method} {request.url}")
-
-    def _authorised(self, request: httpx.Request) -> bool:
-        token = request.headers.get("Authorization", "").removeprefix("Bearer ")
-        return self.tokens.get(token, -1.0) > trio.current_time()
-
-    def _token(self, request: httpx.Request) -> httpx.Response:
-        form = dict(httpx.QueryParams(request.content.decode()))
-        if self.script.get("token"):
-            return httpx.Response(self.script["token"].pop(0))
-        if form != {
-            "grant_type": "client_credentials",
-            "client_id": "integration",
-            "client_secret": SECRET,
-            "scope": "openid",
-        }:
-            return httpx.Response(401, json={"error": "unauthorized_client", "error_description": "Invalid client"})
-        token = f"token-{self.hits['token']}"
-        self.tokens[token] = trio.current_time() + self.token_lifetime
-        return httpx.Response(200, json={"access_token": token, "expires_in": self.token_lifetime})
-
-    def _health(self, request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200 if self.healthy else 503, json={"status": "UP" if self.healthy else "DOWN"})
-
-    def _create(self, request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content)
-        guid, allocation = body["asset_guid"], int(request.url.params["allocation_mb"])
-        if guid in self.assets:
-            return _error(400, f"Asset {guid} already exists")
-        if allocation > self.remaining_mb:
-            info = {"path": None, "allocated_storage_mb": 0, "http_allocation_status": "DISK_FULL"}
-            return httpx.Response(403, json={**body, "httpInfo": info})
-        self.add_asset(guid, share_mb=allocation)
-        self.assets[guid]["body"] = body
-        path = f"/assetfiles/{body['institution']}/{body['collection']}/{guid}/"
-        info = {
-            "path": path,
-            "hostname": "internal",
-            "allocated_storage_mb": allocation,
-            "http_allocation_status": "SUCCESS",
-        }
-        return httpx.Response(200, json={**body, "httpInfo": info, "internal_status": "METADATA_RECEIVED"})
-
-    def _status_info(self, guid: str) -> dict[str, Any]:
-        asset = self.assets[guid]
-        return {"asset_guid": guid, "parent_guid": [], "error_timestamp": None, "status": asset["status"],
-                "error_message": None, "share_allocation_mb": asset["share_allocation_mb"]}  # fmt: skip
-
-    def _status(self, request: httpx.Request, guid: str) -> httpx.Response:
-        return httpx.Response(200, json=self._status_info(guid)) if guid in self.assets else httpx.Response(404)
-
-    def _asset(self, request: httpx.Request, guid: str) -> httpx.Response:
-        return httpx.Response(200, json=self.assets[guid]["body"]) if guid in self.assets else httpx.Response(204)
-
-    def _inprogress(self, request: httpx.Request) -> httpx.Response:
-        assert request.url.params["onlyFailed"] == "false"
-        return httpx.Response(200, json=[self._status_info(guid) for guid in self.assets])
-
-    def _upload(self, request: httpx.Request, i: str, c: str, guid: str, name: str) -> httpx.Response:
-        self.uploads.append(request)
-        if guid not in self.assets or self.assets[guid]["share_allocation_mb"] is None:
-            return _error(400, "There is no writeable directory for this asset")
-        expected, actual = int(request.url.params["crc"]), zlib.crc32(request.content)
-        if expected != actual:
-            return httpx.Response(507, json={"expected_crc": expected, "actual_crc": actual})
-        self.files[guid][name] = request.content
-        return httpx.Response(200, json={"expected_crc": expected, "actual_crc": actual})
-
-    def _sync(self, request: httpx.Request, guid: str) -> httpx.Response:
-        if guid not in self.assets or self.assets[guid]["share_allocation_mb"] is None:
-            return _error(400, "No writeable share for asset found")
-        self.assets[guid]["status"] = "ASSET_RECEIVED"
-        self.assets[guid]["synced_by"] = dict(request.url.params)
-        return httpx.Response(204)
-
-    def _files(self, request: httpx.Request, guid: str) -> httpx.Response:
-        rows = [
-            {"fileId": n, "assetGuid": guid, "path": f"/i/c/{guid}/{name}", "sizeBytes": len(data),
-             "crc": zlib.crc32(data), "deleteAfterSync": False, "syncStatus": "NEW_FILE", "mime_type": "image/tiff"}
-            for n, (name, data) in enumerate(self.files.get(guid, {}).items())
-        ]  # fmt: skip
-        return httpx.Response(200, json=rows)
-
-
-def create_body(guid: str = GUID) -> dict[str, Any]:
-    """A minimal E3 create body."""
-    return {"asset_guid": guid, "asset_pid": f"urn:dassco:{guid}", "status": "WORKING_COPY", "institution": "NHMD",
-            "collection": "Vascular plants", "pipeline": "PIPEHERB0001", "workstation": "WORKHERB0001",
-            "digitiser": "jdoe"}  # fmt: skip
-
-
-def answering(response: httpx.Response) -> Handler:
-    """A handler that grants tokens and answers every other request with ``response``."""
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        if "keycloak" in request.url.path:
-            return httpx.Response(200, json={"access_token": "t", "expires_in": 300})
-        return response
-
-    return handler
-
-
-@asynccontextmanager
-async def client_for(
-    handler: Handler,
-    *,
-    retry: RetryConfig = RETRY,
-    transport: httpx.AsyncBaseTransport | None = None,
-    limiter: trio.CapacityLimiter | None = None,
-) -> AsyncIterator[ArsClient]:
-    """An ArsClient whose requests go to ``handler`` (or ``transport``)."""
-    chosen = transport or httpx.MockTransport(handler)
-    async with open_ars_client(CONFIG, retry, secret=SECRET, transport=chosen, limiter=limiter) as client:
-        yield client
 
 
 @pytest.fixture
@@ -283,14 +115,107 @@ async def test_concurrent_callers_share_one_token_fetch(fake: FakeArs) -> None:
     assert fake.hits["token"] == 1
 
 
-async def test_bad_credentials_are_rejected_without_retrying(fake: FakeArs) -> None:
-    """Keycloak refusing the client secret raises ArsRejected at once: a human must fix the credentials."""
+async def test_bad_credentials_pause_the_lane_without_retrying(fake: FakeArs) -> None:
+    """Keycloak refusing the secret raises the site error ArsCredentialsRefused at once, never an asset rejection."""
     async with open_ars_client(CONFIG, RETRY, secret="wrong", transport=httpx.MockTransport(fake)) as client:
-        with pytest.raises(ArsRejected) as caught:
+        with pytest.raises(ArsCredentialsRefused) as caught:
             await client.get_status(GUID)
-    assert caught.value.status_code == 401
-    assert caught.value.error_message == "Invalid client"
+    assert caught.value.scope is Scope.SITE
+    assert not isinstance(caught.value, ArsRejected)
+    assert "(401: invalid_client)" in caught.value.reason
+    assert "ars.client_id ('integration')" in caught.value.reason
+    assert caught.value.restart_needed  # a plain str secret cannot be re-read
     assert fake.hits["token"] == 1
+
+
+async def test_secret_file_is_reread_so_fixing_it_is_enough(fake: FakeArs, tmp_path: Path) -> None:
+    """With the secret in a file, a refusal says fixing the file is enough, and the next token request reads it."""
+    secret_file = tmp_path / "ars.secret"
+    secret_file.write_text("wrong\n")
+    config = msgspec.structs.replace(CONFIG, client_secret_file=str(secret_file))
+    async with client_for(fake, config=config, secret=config.resolve_secret) as client:
+        with pytest.raises(ArsCredentialsRefused) as caught:
+            await client.get_status(GUID)
+        assert not caught.value.restart_needed
+        assert f"the secret in the file {secret_file}" in caught.value.reason
+        assert "fixing the file is enough" in caught.value.reason
+        secret_file.write_text(SECRET + "\n")
+        assert await client.get_status(GUID) is None
+    assert fake.hits["token"] == 2
+
+
+async def test_secret_from_the_environment_needs_a_restart(fake: FakeArs, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With the secret in an environment variable, the refusal names it and says the daemon must restart."""
+    monkeypatch.setenv(CONFIG.client_secret_env, "wrong")
+    async with client_for(fake, secret=CONFIG.resolve_secret) as client:
+        with pytest.raises(ArsCredentialsRefused) as caught:
+            await client.get_status(GUID)
+    assert caught.value.restart_needed
+    assert f"the environment variable {CONFIG.client_secret_env}" in caught.value.reason
+    assert "restart the daemon" in caught.value.reason
+
+
+async def test_unreadable_secret_is_refused_credentials(fake: FakeArs, tmp_path: Path) -> None:
+    """A secret file that cannot be read raises ArsCredentialsRefused naming the problem; Keycloak is not asked."""
+    config = msgspec.structs.replace(CONFIG, client_secret_file=str(tmp_path / "missing.secret"))
+    async with client_for(fake, config=config, secret=config.resolve_secret) as client:
+        with pytest.raises(ArsCredentialsRefused) as caught:
+            await client.get_status(GUID)
+    assert "cannot be read" in caught.value.reason
+    assert "missing.secret" in caught.value.reason
+    assert fake.hits["token"] == 0
+
+
+async def test_unset_secret_variable_is_refused_credentials(fake: FakeArs, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unset secret variable (ConfigError from the provider) is ArsCredentialsRefused needing a restart."""
+    monkeypatch.delenv(CONFIG.client_secret_env, raising=False)
+    async with client_for(fake, secret=CONFIG.resolve_secret) as client:
+        with pytest.raises(ArsCredentialsRefused) as caught:
+            await client.get_status(GUID)
+    assert caught.value.restart_needed
+    assert "no ARS client secret" in caught.value.reason
+    assert fake.hits["token"] == 0
+
+
+@pytest.mark.parametrize("error_code", ["invalid_client", "unauthorized_client"])
+async def test_keycloak_400_for_the_client_is_refused_credentials(error_code: str) -> None:
+    """Keycloak's 400 invalid_client / unauthorized_client is the same site error as its 401."""
+
+    def keycloak(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, json={"error": error_code, "error_description": "Client not enabled"})
+
+    async with client_for(keycloak) as client:
+        with pytest.raises(ArsCredentialsRefused) as caught:
+            await client.get_status(GUID)
+    assert f"(400: {error_code})" in caught.value.reason
+
+
+async def test_ars_refusing_a_fresh_token_is_refused_credentials(fake: FakeArs) -> None:
+    """ARS answering 401 to a token Keycloak just issued (resent once) is a site error, not an asset's problem."""
+
+    def other_realm(request: httpx.Request) -> httpx.Response:
+        if "keycloak" in request.url.path:
+            return fake(request)
+        return httpx.Response(401, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+
+    async with client_for(other_realm) as client:
+        with pytest.raises(ArsCredentialsRefused) as caught:
+            await client.get_status(GUID)
+    assert "ARS refused a token Keycloak just issued (401 for GET /ars/api/v1/assets/status/" in caught.value.reason
+    assert fake.hits["token"] == 2  # the first token dropped and replaced once, then no more tries
+
+
+async def test_wrong_token_url_is_route_not_found() -> None:
+    """A 404 from the token URL raises ArsRouteNotFound telling to check ars.token_url."""
+
+    def keycloak(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(404, text="<html>Not Found</html>")
+
+    async with client_for(keycloak) as client:
+        with pytest.raises(ArsRouteNotFound) as caught:
+            await client.get_status(GUID)
+    assert caught.value.reason.startswith("Keycloak answered 404 for POST /keycloak/realms/dassco/")
+    assert "check ars.token_url" in caught.value.reason
 
 
 async def test_keycloak_down_is_transient_then_unavailable(fake: FakeArs, autojump_clock: trio.abc.Clock) -> None:
@@ -301,6 +226,8 @@ async def test_keycloak_down_is_transient_then_unavailable(fake: FakeArs, autoju
             await client.get_status(GUID)
     assert isinstance(caught.value.__cause__, ArsTransientError)
     assert caught.value.lane == "ars"
+    assert caught.value.reason.startswith("Keycloak is unreachable (Keycloak token endpoint answered 503")
+    assert "after 3 tries: check that Keycloak is up and ars.token_url" in caught.value.reason
     assert fake.hits["token"] == RETRY.attempts
 
 
@@ -345,8 +272,9 @@ async def test_create_finding_an_older_asset_is_a_conflict(
     """If the status after a lost answer shows an asset already further along, the caller must reconcile."""
     fake.script["create"] = [504]
     fake.add_asset(status="ERDA_SYNCHRONISED", share_mb=None)
-    with pytest.raises(ArsConflict):
+    with pytest.raises(ArsConflict) as caught:
         await ars.create_asset(create_body(), allocation_mb=12)
+    assert caught.value.kind == "exists"
     assert fake.hits["create"] == 1
 
 
@@ -356,26 +284,48 @@ async def test_create_duplicate_is_a_conflict(fake: FakeArs, ars: ArsClient) -> 
     with pytest.raises(ArsConflict) as caught:
         await ars.create_asset(create_body(), allocation_mb=12)
     assert caught.value.status_code == 400
+    assert caught.value.kind == "exists"
     assert caught.value.error_message == f"Asset {GUID} already exists"
     assert caught.value.guid == GUID
     assert fake.hits["create"] == 1
 
 
 async def test_create_already_being_processed_is_a_conflict() -> None:
-    """ARS's 403 "already being processed" (300 s de-dup window) raises ArsConflict."""
-    async with client_for(answering(_error(403, f"Asset {GUID} is already being processed"))) as client:
+    """ARS's 403 "already being processed" (300 s de-dup window) raises ArsConflict(kind="being_processed")."""
+    answer = error(403, f"Asset {GUID} is already being processed", "FORBIDDEN")
+    async with client_for(answering(answer)) as client:
         with pytest.raises(ArsConflict) as caught:
             await client.create_asset(create_body(), allocation_mb=12)
-    assert caught.value.status_code == 403
+    assert (caught.value.status_code, caught.value.kind) == (403, "being_processed")
 
 
 async def test_create_disk_full_pauses_the_lane(fake: FakeArs, ars: ArsClient) -> None:
-    """A 403 whose httpInfo says DISK_FULL raises ArsDiskFull (infrastructure), not a rejection."""
+    """DISK_FULL with less than ars.disk_full_room_mb free raises ArsDiskFull (site) with a reason to act on."""
     fake.remaining_mb = 5
     with pytest.raises(ArsDiskFull) as caught:
         await ars.create_asset(create_body(), allocation_mb=12)
     assert caught.value.lane == "ars"
+    assert (caught.value.remaining_mb, caught.value.requested_mb) == (5, 12)
+    assert caught.value.reason.startswith("ARS has no disk space for new shares (DISK_FULL, 5 MB remaining)")
     assert GUID not in fake.assets
+
+
+async def test_create_disk_full_without_a_number_pauses_the_lane(fake: FakeArs, ars: ArsClient) -> None:
+    """DISK_FULL that does not say how much is free is taken as a full disk (site), not as one big asset."""
+    fake.remaining_mb, fake.report_remaining = 500, False
+    with pytest.raises(ArsDiskFull) as caught:
+        await ars.create_asset(create_body(), allocation_mb=600)
+    assert "remaining space not reported" in caught.value.reason
+
+
+async def test_create_too_big_for_the_free_space_waits_alone(fake: FakeArs, ars: ArsClient) -> None:
+    """DISK_FULL while ARS still has ars.disk_full_room_mb free: only this (too big) asset waits, the lane runs."""
+    fake.remaining_mb = 500
+    with pytest.raises(AssetWaits) as caught:
+        await ars.create_asset(create_body(), allocation_mb=600)
+    assert caught.value.retry_after_s == 300
+    assert caught.value.scope is Scope.ASSET
+    assert "500 MB free, not enough for the 600 MB" in str(caught.value)
 
 
 async def test_create_with_failed_allocation_under_200_is_a_failure() -> None:
@@ -388,13 +338,53 @@ async def test_create_with_failed_allocation_under_200_is_a_failure() -> None:
     assert not isinstance(caught.value, ArsConflict)
 
 
-async def test_create_other_refusal_is_rejected() -> None:
-    """A 4xx that is neither a conflict nor disk full raises ArsRejected carrying ARS's message."""
-    async with client_for(answering(_error(400, "Pipeline doesnt exist in this institution"))) as client:
+async def test_create_refusal_of_the_assets_data_is_rejected() -> None:
+    """A 4xx about this asset's own data (no conflict, no group) raises ArsRejected carrying ARS's message."""
+    async with client_for(answering(error(400, "Parent doesnt exist"))) as client:
         with pytest.raises(ArsRejected) as caught:
             await client.create_asset(create_body(), allocation_mb=12)
-    assert caught.value.error_message == "Pipeline doesnt exist in this institution"
+    assert caught.value.error_message == "Parent doesnt exist"
     assert type(caught.value) is ArsRejected
+
+
+async def test_create_for_an_unknown_pipeline_holds_the_group() -> None:
+    """ "Pipeline doesnt exist in this institution" concerns every asset of that pipeline: GroupHeld, not quarantine."""
+    async with client_for(answering(error(400, "Pipeline doesnt exist in this institution"))) as client:
+        with pytest.raises(GroupHeld) as caught:
+            await client.create_asset(create_body(), allocation_mb=12)
+    assert (caught.value.group_kind, caught.value.group_value) == ("pipeline", None)
+    assert caught.value.guid == GUID
+
+
+async def test_create_on_an_out_of_service_workstation_holds_the_group() -> None:
+    """ARS's 403 for an out-of-service workstation holds the workstation's assets."""
+    answer = error(403, "Workstation [OUT_OF_SERVICE] is marked as out of service", "FORBIDDEN")
+    async with client_for(answering(answer)) as client:
+        with pytest.raises(GroupHeld) as caught:
+            await client.create_asset(create_body(), allocation_mb=12)
+    assert caught.value.group_kind == "workstation"
+
+
+async def test_create_without_write_rights_is_forbidden_site_wide() -> None:
+    """ARS's 403 "FORBIDDEN" (no write right) pauses the lane with a reason naming the client and the collection."""
+    async with client_for(answering(error(403, "FORBIDDEN", "FORBIDDEN"))) as client:
+        with pytest.raises(ArsForbidden) as caught:
+            await client.create_asset(create_body(), allocation_mb=12)
+    assert caught.value.reason == (
+        "ARS refused create_asset (403): the client integration lacks the role service-user or the right to "
+        "write to NHMD/Vascular plants"
+    )
+
+
+async def test_create_behind_a_wrong_base_url_is_route_not_found() -> None:
+    """A proxy's HTML 404 for POST /assetmetadata means ars.base_url is wrong: ArsRouteNotFound, not rejected."""
+    async with client_for(answering(httpx.Response(404, text="<html><h1>404 Not Found</h1></html>"))) as client:
+        with pytest.raises(ArsRouteNotFound) as caught:
+            await client.create_asset(create_body(), allocation_mb=12)
+    assert caught.value.reason.startswith(
+        "ARS answered 404 for POST /ars/api/v1/assetmetadata: check ars.base_url (the ARS host only, without /ars/api"
+    )
+    assert caught.value.url.startswith("http://ars.test/ars/api/v1/assetmetadata")
 
 
 async def test_create_refuses_a_zero_allocation_locally(ars: ArsClient, fake: FakeArs) -> None:
@@ -433,6 +423,10 @@ async def test_5xx_forever_raises_unavailable_after_attempts(
     assert isinstance(cause, ArsTransientError)
     assert cause.status_code == 500
     assert caught.value.guid == GUID
+    assert caught.value.reason.startswith(
+        "ARS is unreachable (ARS get_status answered 500: <html>gateway trouble</html>)"
+    )
+    assert caught.value.reason.endswith("after 3 tries: check that ARS is up and ars.base_url (http://ars.test)")
     assert fake.hits["status"] == RETRY.attempts
     assert ars.statistics().failures == 1
 
@@ -512,7 +506,7 @@ async def test_retries_are_logged_with_guid_and_never_the_secret(
     assert len(retries) == 1
     assert retries[0]["guid"] == GUID
     assert SECRET not in repr(logs)
-    assert "token-" not in repr(logs)
+    assert not any(token in repr(logs) for token in fake.tokens)
 
 
 async def test_limiter_bounds_concurrent_requests(fake: FakeArs, autojump_clock: trio.abc.Clock) -> None:
@@ -561,10 +555,37 @@ def test_status_predicates() -> None:
 
 
 async def test_get_asset_unknown_is_none_and_known_is_the_record(fake: FakeArs, ars: ArsClient) -> None:
-    """GET asset answers 204 for an unknown GUID (None) and the JSON record otherwise."""
+    """GET asset answers 204 for an unknown GUID (None), else the typed record; the creator is the CREATE event's."""
     assert await ars.get_asset(GUID) is None
-    fake.add_asset()
-    assert await ars.get_asset(GUID) == {"asset_guid": GUID}
+    fake.add_asset(user="service-account-other-pipeline")
+    assert await ars.get_asset(GUID) == ArsAsset(
+        asset_guid=GUID,
+        institution="NHMD",
+        collection="Vascular plants",
+        internal_status="METADATA_RECEIVED",
+        created_by="service-account-other-pipeline",
+        file_formats=("TIF",),
+    )
+
+
+@pytest.mark.parametrize(
+    ("record", "creator"),
+    [
+        ({"metadata_created_by": "creator", "updateUser": "updater"}, "creator"),
+        ({"metadata_created_by": None, "updateUser": "updater"}, "updater"),
+        ({"events": [{"event": "UPDATE_ASSET_METADATA", "user": "x"}], "updateUser": "updater"}, "updater"),
+        ({}, None),
+    ],
+)
+async def test_get_asset_creator_falls_back_to_the_stored_user_fields(
+    record: dict[str, Any], creator: str | None
+) -> None:
+    """Without a CREATE_ASSET_METADATA event, created_by is metadata_created_by, else updateUser, else None."""
+    answer = httpx.Response(200, json={"asset_guid": GUID, "parent_guids": None, "events": None, **record})
+    async with client_for(answering(answer)) as client:
+        asset = await client.get_asset(GUID)
+    assert asset is not None
+    assert (asset.created_by, asset.parent_guids) == (creator, ())
 
 
 async def test_list_in_progress(fake: FakeArs, ars: ArsClient) -> None:
@@ -688,7 +709,7 @@ async def test_upload_crc_mismatch(fake: FakeArs, ars: ArsClient, tmp_path: Path
     with pytest.raises(ArsCrcMismatch) as caught:
         await upload(ars, path, crc ^ 1, 100)
     assert caught.value.status_code == 507
-    assert fake.hits["upload"] == 1
+    assert fake.hits["upload"] == 1  # not retried here: the asset actor retries it with back-off
 
 
 async def test_upload_answer_with_another_crc_is_a_mismatch(tmp_path: Path) -> None:

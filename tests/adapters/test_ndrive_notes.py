@@ -1,14 +1,22 @@
-"""write_error_note and mark_session_imported: the only changes the adapter makes on the N-Drive."""
+"""write_error_note, write_session_note and mark_session_imported: the only changes made on the N-Drive."""
 
 from __future__ import annotations
 
+import errno
 import os
 from pathlib import Path
 
 import pytest
 
-from integration.adapters.ndrive import IntakeRejection, mark_session_imported, write_error_note
-from integration.errors import TransientError
+from integration.adapters.ndrive import (
+    SESSION_NOTE_NAME,
+    IntakeRejection,
+    mark_session_imported,
+    snapshot_session,
+    write_error_note,
+    write_session_note,
+)
+from integration.errors import NdriveUnavailable, TransientError
 
 GUID = "7e8-8-08-0c-1b-15-2-003-04-000-01e240"
 
@@ -96,3 +104,56 @@ def test_mark_missing_session_raises_transient(tmp_path: Path) -> None:
     """Renaming a session folder that is gone raises TransientError."""
     with pytest.raises(TransientError):
         mark_session_imported(tmp_path / "gone")
+
+
+def test_session_note_explains_why_the_folder_was_not_imported(session: Path) -> None:
+    """write_session_note writes _session.error.txt with the title, the reason, a timestamp and advice."""
+    note = write_session_note(session, "The session folder could not be examined: a bug.")
+    assert note == session / "_session.error.txt" == session / SESSION_NOTE_NAME
+    text = note.read_text(encoding="utf-8")
+    assert text.startswith("The session folder 20240517_session was NOT imported into DaSSCo.\n\nWhy:\n")
+    assert "could not be examined: a bug." in text
+    assert "(every file in this folder)" in text
+    assert "Noted at: 20" in text
+    assert "What to do:" in text
+    assert not [p for p in session.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_same_session_note_twice_leaves_the_first_untouched(session: Path) -> None:
+    """Writing the same folder reason again keeps the existing note and its time; a new reason replaces it."""
+    note = write_session_note(session, "first reason")
+    os.utime(note, ns=(1_000_000_000, 1_000_000_000))
+    write_session_note(session, "first reason")
+    assert note.stat().st_mtime_ns == 1_000_000_000
+    write_session_note(session, "second reason")
+    assert "second reason" in note.read_text(encoding="utf-8")
+
+
+def test_session_note_does_not_change_the_snapshot(session: Path) -> None:
+    """The session note is one of our notes: writing it does not restart the settle wait."""
+    before = snapshot_session(session)
+    write_session_note(session, "a reason")
+    assert snapshot_session(session) == before
+
+
+@pytest.mark.parametrize("name", ["_session", "_SESSION", "._session"])
+def test_a_file_named_like_the_session_note_gets_another_note_name(session: Path, name: str) -> None:
+    """A rejected file called _session (in any case) never gets the session's own note name."""
+    (session / name).write_text("stray")
+    note = write_error_note(session, IntakeRejection(name=name, reason="stray", paths=(session / name,), guid=None))
+    assert note.name.lower() != SESSION_NOTE_NAME
+    write_session_note(session, "the folder's reason")
+    assert "stray" in note.read_text(encoding="utf-8")
+
+
+def test_note_on_a_failing_mount_raises_ndrive_unavailable(session: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """EIO while writing a note pauses the intake lane instead of counting as this folder's problem."""
+
+    def failing_fsync(fd: int) -> None:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(os, "fsync", failing_fsync)
+    with pytest.raises(NdriveUnavailable, match="check the mount"):
+        write_session_note(session, "a reason")
+    assert not list(session.glob("*.tmp"))
+    assert not list(session.glob(".*.tmp"))

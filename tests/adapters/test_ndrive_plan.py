@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import tempfile
@@ -13,10 +14,20 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from integration.adapters.ndrive import IntakeRejection, IntakeRules, SessionPlan, plan_session, write_error_note
+from integration.adapters.ndrive import (
+    IntakeRejection,
+    IntakeRules,
+    SessionPlan,
+    plan_session,
+    write_error_note,
+    write_session_note,
+)
+from integration.adapters.ndrive import _content as content_module
+from integration.adapters.ndrive import _plan as plan_module
+from integration.adapters.ndrive import _validate as validate_module
 from integration.config import parse_config
 from integration.domain import REQUIRED_FIELDS, DasscoGuid, FileKind
-from integration.errors import TransientError
+from integration.errors import NdriveUnavailable, TransientError
 
 TIFF = b"II*\x00\x08\x00\x00\x00" + b"\x00" * 56
 WORKSTATION = "WORKHERB0001"
@@ -428,12 +439,20 @@ def test_rules_from_config() -> None:
 
 
 _NAME_CHARS = st.sampled_from(["a", "B", ".", "..", "-", "_", "\\", "\x01", " ", GOOD, "json", "tif", "cr3", "é"])
+#: Contents that once made planning raise instead of reject (STYLE §9.4), mixed with arbitrary bytes.
+_NASTY_CONTENT = [
+    b"[" * 5000 + b"]" * 5000,
+    b'{"asset_guid": "\xff"}',
+    b"\xef\xbb\xbf{}",
+    b'{"n": ' + b"9" * 5000 + b"}",
+    json.dumps(metadata(GOOD)).encode().replace(b'"payload_type"', b'"deep": ' + b"[" * 40 + b"]" * 40 + b', "p"'),
+]
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     names=st.lists(st.lists(_NAME_CHARS, min_size=1, max_size=5).map("".join), max_size=6),
-    content=st.binary(max_size=16),
+    content=st.binary(max_size=16) | st.sampled_from(_NASTY_CONTENT),
 )
 def test_plan_never_raises_on_arbitrary_files(rules: IntakeRules, names: list[str], content: bytes) -> None:
     """Whatever files a session holds, plan_session returns a plan and every file is accounted for."""
@@ -442,10 +461,126 @@ def test_plan_never_raises_on_arbitrary_files(rules: IntakeRules, names: list[st
         for name in {n for n in names if n not in (".", "..")}:
             (folder / name).write_bytes(content)
         plan = plan_session(folder, rules)
+    assert plan.folder_problem is None
     planned = {p for c in plan.candidates for p, _ in c.files()} | {p for r in plan.rejections for p in r.paths}
     expected = {folder / n for n in names if n not in (".", "..") and not n.startswith(".")}
     expected = {p for p in expected if not p.name.lower().endswith(".error.txt")}
     assert planned == expected
+
+
+@pytest.mark.parametrize(
+    ("content", "words"),
+    [
+        (b'{"asset_guid": "\xff\xfe"}', "not UTF-8 text (invalid byte 0xff at position 16)"),
+        (b"[" * 5000 + b"]" * 5000, "nested too deeply"),
+        (b'{"a":' * 3000 + b"1" + b"}" * 3000, "nested too deeply"),
+        (b"\xef\xbb\xbf{}", "byte order mark"),
+    ],
+)
+def test_metadata_that_crashed_the_decoder_rejects_only_its_asset(
+    session: Path, rules: IntakeRules, content: bytes, words: str
+) -> None:
+    """A metadata JSON with invalid UTF-8, deep nesting or a BOM rejects its asset; the others are unaffected."""
+    write_asset(session, BAD)
+    (session / f"{BAD}.json").write_bytes(content)
+    rejection = only_rejection(plan_session(session, rules), BAD)
+    assert words in rejection.reason
+    assert f"The metadata file {BAD}.json cannot be used" in rejection.reason
+    assert rejection.guid == BAD
+
+
+def test_unexpected_error_in_one_asset_rejects_only_that_asset(
+    session: Path, rules: IntakeRules, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Anything unexpected raised while examining one asset becomes its rejection, naming the stem and the error."""
+    original = content_module.check_content
+
+    def failing_for_bad(path: Path, extension: str, size: int) -> None:
+        if path.stem == BAD:
+            raise RecursionError("maximum recursion depth exceeded")
+        original(path, extension, size)
+
+    monkeypatch.setattr(validate_module, "check_content", failing_for_bad)
+    write_asset(session, BAD)
+    rejection = only_rejection(plan_session(session, rules), BAD)
+    assert rejection.reason.startswith(f"{BAD} could not be examined: an unexpected error occurred (RecursionError")
+    assert "tell the data manager" in rejection.reason
+    assert set(rejection.paths) == {session / f"{BAD}.json", session / f"{BAD}.tif", session / f"{BAD}.cr3"}
+    assert rejection.guid == BAD
+
+
+def test_unexpected_error_outside_any_asset_rejects_the_folder(
+    session: Path, rules: IntakeRules, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unexpected failure at the folder level returns a plan with a folder_problem instead of raising."""
+
+    def broken_scan(folder: Path, root: Path) -> None:
+        raise RuntimeError("a bug in the scanner")
+
+    monkeypatch.setattr(plan_module, "scan_session", broken_scan)
+    plan = plan_session(session, rules)
+    assert plan.candidates == ()
+    assert plan.rejections == ()
+    assert plan.folder_problem is not None
+    assert plan.folder_problem.startswith("The session folder 20240517_session could not be examined")
+    assert "RuntimeError: a bug in the scanner" in plan.folder_problem
+    assert "Nothing in this folder was imported" in plan.folder_problem
+    note = write_session_note(session, plan.folder_problem)
+    assert "a bug in the scanner" in note.read_text(encoding="utf-8")
+
+
+def test_good_plan_has_no_folder_problem(session: Path, rules: IntakeRules) -> None:
+    """A folder that could be examined has folder_problem None."""
+    assert plan_session(session, rules).folder_problem is None
+
+
+@pytest.mark.parametrize("code", [errno.EIO, errno.ESTALE, errno.ENOTCONN, errno.ETIMEDOUT])
+def test_mount_error_listing_the_session_raises_ndrive_unavailable(
+    session: Path, rules: IntakeRules, monkeypatch: pytest.MonkeyPatch, code: int
+) -> None:
+    """A mount-level errno while listing the session pauses the intake instead of becoming a folder problem."""
+
+    def failing_scandir(path: object) -> None:
+        raise OSError(code, os.strerror(code), str(path))
+
+    monkeypatch.setattr(os, "scandir", failing_scandir)
+    with pytest.raises(NdriveUnavailable, match="check the mount") as caught:
+        plan_session(session, rules)
+    assert caught.value.lane == "intake"
+    assert caught.value.path == str(session)
+
+
+def test_mount_error_reading_one_file_raises_ndrive_unavailable(
+    session: Path, rules: IntakeRules, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EIO while reading an asset's file is the mount's fault: it pauses the intake rather than rejecting the asset."""
+
+    def failing_read(fd: int, count: int) -> bytes:
+        raise OSError(errno.EIO, os.strerror(errno.EIO))
+
+    monkeypatch.setattr(os, "read", failing_read)
+    with pytest.raises(NdriveUnavailable, match=r"Input/output error\): check the mount"):
+        plan_session(session, rules)
+
+
+def test_other_error_reading_one_file_still_rejects_that_asset(
+    session: Path, rules: IntakeRules, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A permission problem on one asset's file rejects that asset only, with the OS's reason."""
+    write_asset(session, BAD)
+    original = os.read
+    bad_json = os.open(session / f"{BAD}.json", os.O_RDONLY)
+    bad_ino = os.fstat(bad_json).st_ino
+    os.close(bad_json)
+
+    def failing_for_bad(fd: int, count: int) -> bytes:
+        if os.fstat(fd).st_ino == bad_ino:
+            raise OSError(errno.EACCES, os.strerror(errno.EACCES))
+        return original(fd, count)
+
+    monkeypatch.setattr(os, "read", failing_for_bad)
+    rejection = only_rejection(plan_session(session, rules), BAD)
+    assert "could not be read (Permission denied)" in rejection.reason
 
 
 def _fields(rules: IntakeRules) -> dict[str, Any]:

@@ -28,6 +28,15 @@ class Ars:
         """A second client on the same app, without a token (use it in ``async with``)."""
         return httpx.AsyncClient(transport=httpx.ASGITransport(app=self.app), base_url="http://ars")
 
+    def admin(self) -> httpx.AsyncClient:
+        """A second client on the same app with a ``dassco-admin`` token (use it in ``async with``)."""
+        token = self.emulator.issue_token(client_id=self.emulator.settings.admin_client_id)
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app),
+            base_url="http://ars",
+            headers={"Authorization": f"Bearer {token}"},
+        )
+
     async def create(self, guid: str, allocation_mb: int = 10, **fields: Any) -> httpx.Response:
         """POST a valid asset (fields override the defaults)."""
         body = asset_body(guid, **fields)
@@ -49,6 +58,24 @@ class Ars:
     async def status(self, guid: str) -> httpx.Response:
         """GET the status record of ``guid``."""
         return await self.client.get(f"{ARS}/assets/status/{guid}")
+
+    async def open_share(self, guid: str, allocation_mb: int = 10) -> httpx.Response:
+        """POST createShare for the existing asset ``guid``."""
+        body = {
+            "assets": [{"asset_guid": guid}],
+            "users": ["service-account-integration"],
+            "allocation_mb": allocation_mb,
+        }
+        return await self.client.post(f"{FP}/shares/assets/{guid}/createShare", json=body)
+
+    async def delete_share(self, guid: str) -> httpx.Response:
+        """DELETE the share of ``guid`` (discard without sync)."""
+        return await self.client.delete(f"{FP}/shares/assets/{guid}/deleteShare")
+
+    async def files(self, guid: str) -> list[dict[str, Any]]:
+        """The ``DasscoFile`` records of ``guid`` (``GET /assets/{guid}/files``)."""
+        files: list[dict[str, Any]] = (await self.client.get(f"{FP}/assets/{guid}/files")).json()
+        return files
 
 
 def asset_body(guid: str, **fields: Any) -> dict[str, Any]:

@@ -244,3 +244,14 @@ async def test_in_progress_lists_open_work(ars: Ars) -> None:
     assert [(i["asset_guid"], i["status"], i["parent_guid"]) for i in listed] == [(GUID, "METADATA_RECEIVED", None)]
     failed = (await ars.client.get(f"{ARS}/assets/inprogress", params={"onlyFailed": "true"})).json()
     assert failed == []
+
+
+async def test_seeded_issue_category_test_is_accepted(ars: Ars) -> None:
+    """The issue category "test" is seeded (listed, accepted on create); an unregistered one is refused."""
+    assert (await ars.client.get(f"{ARS}/lists/issuecategories")).json() == ["test"]
+    issue = {"category": "test", "name": "blurry", "status": "open", "solved": False}
+    reply = await ars.create(GUID, issues=[issue])
+    assert reply.status_code == 200
+    assert reply.json()["issues"][0]["category"] == "test"
+    reply = await ars.create("asset-0002", issues=[{**issue, "category": "nope"}])
+    assert _error(reply) == (400, "BAD_REQUEST", "Issue category doesnt exists")

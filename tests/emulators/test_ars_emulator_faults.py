@@ -125,3 +125,81 @@ async def test_more_institutions_from_settings(settings: EmulatorSettings) -> No
         reply = await ars.create(GUID, institution="NHMD", collection="c", pipeline="p", workstation="w")
         assert reply.status_code == 200
         assert (await ars.create("x", pipeline="test-pipeline")).status_code == 403
+
+
+async def test_disk_full_reports_no_remaining_storage(ars: Ars) -> None:
+    """With disk_full, create, createShare and changeAllocation report DISK_FULL with remaining_storage_mb 0."""
+    await ars.create(GUID)
+    ars.emulator.update_faults({"disk_full": True})
+    created = (await ars.create("asset-0002")).json()["httpInfo"]
+    assert (created["http_allocation_status"], created["remaining_storage_mb"]) == ("DISK_FULL", 0)
+    body = {"asset_guid": GUID, "new_allocation_mb": 20}
+    grown = (await ars.client.post(f"{FP}/shares/assets/{GUID}/changeAllocation", json=body)).json()
+    assert (grown["http_allocation_status"], grown["remaining_storage_mb"]) == ("DISK_FULL", 0)
+    await ars.delete_share(GUID)
+    reopened = (await ars.open_share(GUID)).json()
+    assert (reopened["http_allocation_status"], reopened["remaining_storage_mb"]) == ("DISK_FULL", 0)
+
+
+async def test_allocation_beyond_what_is_left_reports_the_true_remainder(settings: EmulatorSettings) -> None:
+    """Without the fault, an allocation above what is left is DISK_FULL with the true remaining_storage_mb."""
+    async with open_ars(msgspec.structs.replace(settings, total_storage_mb=100)) as ars:
+        await ars.create(GUID, allocation_mb=60)
+        created = (await ars.create("asset-0002", allocation_mb=50)).json()["httpInfo"]
+        assert (created["http_allocation_status"], created["remaining_storage_mb"]) == ("DISK_FULL", 40)
+        body = {"asset_guid": GUID, "new_allocation_mb": 120}
+        grown = (await ars.client.post(f"{FP}/shares/assets/{GUID}/changeAllocation", json=body)).json()
+        assert (grown["http_allocation_status"], grown["remaining_storage_mb"]) == ("DISK_FULL", 40)
+        assert (await ars.create("asset-0002", allocation_mb=40)).status_code == 200
+
+
+async def test_late_create_commit_answers_after_the_wait(ars: Ars, autojump_clock: trio.testing.MockClock) -> None:
+    """During a late commit the GUID is unknown (404) and blocked (403); afterwards it exists (400 on a retry)."""
+    ars.emulator.update_faults({"late_create_commit_next": 1, "late_create_commit_s": 5})
+    replies: list[int] = []
+
+    async def slow_create() -> None:
+        replies.append((await ars.create(GUID)).status_code)
+
+    start = trio.current_time()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(slow_create)
+        await trio.sleep(1)
+        assert (await ars.status(GUID)).status_code == 404
+        blocked = await ars.create(GUID)
+        assert (blocked.status_code, blocked.json()["errorMessage"]) == (
+            403,
+            f"Asset {GUID} is already being processed",
+        )
+    assert replies == [200]
+    assert trio.current_time() - start == pytest.approx(5)
+    assert (await ars.status(GUID)).json()["status"] == "METADATA_RECEIVED"
+    retry = await ars.create(GUID)
+    assert (retry.status_code, retry.json()["errorMessage"]) == (400, f"Asset {GUID} already exists")
+    assert ars.emulator.faults.late_create_commit_next == 0
+    before = trio.current_time()
+    assert (await ars.create("asset-0002")).status_code == 200
+    assert trio.current_time() == before
+
+
+async def test_late_create_commit_happens_after_the_client_gave_up(
+    ars: Ars, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A client that times out during a late commit gets no answer, yet the asset is stored afterwards."""
+    ars.emulator.update_faults({"late_create_commit_next": 1})
+    start = trio.current_time()
+    with trio.move_on_after(1) as timeout:
+        await ars.create(GUID)
+    assert timeout.cancelled_caught
+    assert trio.current_time() - start == pytest.approx(5)
+    assert (await ars.status(GUID)).json()["status"] == "METADATA_RECEIVED"
+    assert ars.emulator.stats().creates_committed_by_guid == {GUID: 1}
+
+
+async def test_late_create_commit_skips_creates_that_fail(ars: Ars, autojump_clock: trio.testing.MockClock) -> None:
+    """A create refused anyway (DISK_FULL) neither waits nor uses up the late_create_commit_next count."""
+    ars.emulator.update_faults({"late_create_commit_next": 1, "disk_full": True})
+    start = trio.current_time()
+    assert (await ars.create(GUID)).status_code == 403
+    assert trio.current_time() == start
+    assert ars.emulator.faults.late_create_commit_next == 1

@@ -5,8 +5,12 @@ from __future__ import annotations
 import tracemalloc
 import zlib
 from collections.abc import AsyncIterator
+from typing import Any
 
-from emulators.ars_support import FP, Ars
+import msgspec
+
+from emulators.ars_support import FP, Ars, open_ars
+from integration.emulators.ars import EmulatorSettings, InstitutionSettings
 
 GUID = "asset-0001"
 FOLDER = f"{FP}/assetfiles/test-institution/test-collection/{GUID}"
@@ -125,3 +129,57 @@ async def test_upload_is_streamed_not_buffered(ars: Ars) -> None:
     assert reply.status_code == 200
     assert ars.emulator.share_path(GUID, "big.raw").stat().st_size == 16 * 1024 * 1024
     assert peak < 4 * 1024 * 1024
+
+
+async def test_listing_has_parents_and_names_with_spaces(settings: EmulatorSettings) -> None:
+    """The share listing has a URL per file, parents/ included, for percent-encoded names with spaces too."""
+    herbarium = InstitutionSettings(collections=("Vascular plants",), pipelines=("p",), workstations=("w",))
+    seeded = msgspec.structs.replace(settings, institutions={"NHMD Herbarium": herbarium})
+    fields: dict[str, Any] = {
+        "institution": "NHMD Herbarium",
+        "collection": "Vascular plants",
+        "pipeline": "p",
+        "workstation": "w",
+    }
+    folder = f"{FP}/assetfiles/NHMD%20Herbarium/Vascular%20plants"
+    async with open_ars(seeded) as ars:
+        assert (await ars.create("parent", **fields)).status_code == 200
+        params = {"crc": zlib.crc32(b"parent"), "file_size_mb": 1}
+        assert (await ars.client.put(f"{folder}/parent/scan%201.tif", params=params, content=b"parent")).is_success
+        await ars.sync("parent")
+        ars.emulator.erda_tick()
+        assert (await ars.create("child", parent_guids=["parent"], **fields)).status_code == 200
+        params = {"crc": zlib.crc32(b"child"), "file_size_mb": 1}
+        assert (await ars.client.put(f"{folder}/child/crop%20a.jpg", params=params, content=b"child")).is_success
+        listing = (await ars.client.get(f"{folder}/child/")).json()
+        base = "http://ars/file_proxy/api/assetfiles/NHMD Herbarium/Vascular plants/child"
+        assert sorted(listing) == [f"{base}/crop a.jpg", f"{base}/parents/parent/scan 1.tif"]
+        assert [(await ars.client.get(url)).content for url in sorted(listing)] == [b"child", b"parent"]
+
+
+async def test_listing_without_open_share_is_empty(ars: Ars) -> None:
+    """With no open share the listing is 200 [] (the file proxy lists a folder that is not there)."""
+    reply = await ars.client.get(f"{FOLDER}/")
+    assert (reply.status_code, reply.json()) == (200, [])
+    await ars.create(GUID)
+    await ars.sync(GUID)
+    ars.emulator.erda_tick()
+    assert (await ars.client.get(f"{FOLDER}/")).json() == []
+
+
+async def test_get_one_file_of_the_share(ars: Ars) -> None:
+    """GET of a file in the open share answers its bytes; an absent one the FP 404 with the full path in it."""
+    await ars.create(GUID)
+    await ars.upload(GUID, "raw/a.cr3", b"raw bytes")
+    reply = await ars.client.get(f"{FOLDER}/raw/a.cr3")
+    assert (reply.status_code, reply.content) == (200, b"raw bytes")
+    assert "a.cr3" in reply.headers["content-disposition"]
+    reply = await ars.client.get(f"{FOLDER}/raw/b.cr3")
+    assert reply.status_code == 404
+    assert reply.json() == {
+        "type": "Error",
+        "protocolVersion": "1.0",
+        "errorCode": "NOT_FOUND",
+        "errorMessage": "Asset file not found for institution: test-institution, collection: test-collection, "
+        f"assetGuid: {GUID}, path: raw/b.cr3",
+    }

@@ -244,3 +244,53 @@ async def test_tick_endpoint_and_shares_list(ars: Ars) -> None:
     reply = await ars.client.post("/_emulator/tick")
     assert reply.json() == {"processed": 1, "synced": 1, "failed": 0}
     assert (await ars.client.get(f"{FP}/shares")).json() == []
+
+
+async def test_reopen_after_delete_share_of_a_never_synced_asset(ars: Ars) -> None:
+    """A METADATA_RECEIVED asset whose share was discarded gets a writeable, empty share folder from createShare."""
+    await ars.create(GUID)
+    assert (await ars.upload(GUID, "a.tif", b"discarded")).status_code == 200
+    assert (await ars.delete_share(GUID)).status_code == 200
+    assert not ars.emulator.data_dir.joinpath("shares/test-institution/test-collection", GUID).exists()
+    reply = await ars.open_share(GUID, allocation_mb=5)
+    assert (reply.status_code, reply.json()["http_allocation_status"]) == (200, "SUCCESS")
+    assert ars.emulator.share_path(GUID, "").is_dir()
+    status = (await ars.status(GUID)).json()
+    assert (status["status"], status["share_allocation_mb"]) == ("METADATA_RECEIVED", 5)
+    assert await ars.files(GUID) == []
+    assert (await ars.upload(GUID, "b.tif", b"kept")).status_code == 200
+    assert (await ars.sync(GUID)).status_code == 204
+    assert ars.emulator.erda_tick().synced == 1
+    assert ars.emulator.erda_path(GUID, "b.tif").read_bytes() == b"kept"
+    assert not ars.emulator.erda_path(GUID, "a.tif").exists()
+    events = (await ars.client.get(f"{ARS}/assetmetadata/{GUID}/events")).json()
+    assert [e["event"] for e in events] == ["CREATE_ASSET_METADATA", "CREATE_ASSET"]
+    assert ars.emulator.state()["allocated_mb"] == 0
+
+
+async def test_reopen_after_delete_share_holds_the_erda_files_again(ars: Ars) -> None:
+    """After a discarded re-open (a synced file deleted, a new one added) createShare holds every ERDA file again."""
+    await _synced_asset(ars, {"a.tif": b"first", "raw/b.cr3": b"raw"})
+    assert (await ars.open_share(GUID)).json()["http_allocation_status"] == "SUCCESS"
+    async with ars.admin() as admin:
+        url = f"{FP}/assetfiles/test-institution/test-collection/{GUID}/a.tif"
+        assert (await admin.delete(url)).status_code == 204
+    assert (await ars.upload(GUID, "c.jpg", b"dropped")).status_code == 200
+    assert (await ars.delete_share(GUID)).status_code == 200
+    files = {f["path"].split(f"{GUID}/", 1)[1]: f for f in await ars.files(GUID)}
+    assert {name: (f["syncStatus"], f["deleteAfterSync"]) for name, f in files.items()} == {
+        "a.tif": ("SYNCHRONIZED", False),
+        "raw/b.cr3": ("SYNCHRONIZED", False),
+    }
+    assert (await ars.open_share(GUID)).json()["http_allocation_status"] == "SUCCESS"
+    assert ars.emulator.share_path(GUID, "a.tif").read_bytes() == b"first"
+    assert ars.emulator.share_path(GUID, "raw/b.cr3").read_bytes() == b"raw"
+    assert not ars.emulator.share_path(GUID, "c.jpg").exists()
+    assert (await ars.upload(GUID, "d.jpg", b"new")).status_code == 200
+    assert (await ars.sync(GUID)).status_code == 204
+    ars.emulator.erda_tick()
+    assert ars.emulator.erda_path(GUID, "a.tif").read_bytes() == b"first"
+    assert ars.emulator.erda_path(GUID, "d.jpg").read_bytes() == b"new"
+    events = (await ars.client.get(f"{ARS}/assetmetadata/{GUID}/events")).json()
+    assert (events[-1]["event"], events[-1]["change_list"]) == ("UPDATE_ASSET", ["FILE_ADDED"])
+    assert ars.emulator.state()["allocated_mb"] == 0

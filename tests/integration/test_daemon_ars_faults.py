@@ -67,28 +67,28 @@ async def test_disk_full_pauses_the_lane_and_resumes_by_itself(
     guids = write_session(tmp_path, "test-workstation", "s1", 4, seed=15)
     daemon = await start_daemon(nursery, make_config(tmp_path, ars.port))
     await wait_for_states(daemon, {"paused": 1})
-    assert daemon.lane.paused
-    assert "DISK_FULL" in daemon.lane.reason or "disk" in daemon.lane.reason.lower()
-    counts = await daemon.store.counts_by_state()
+    assert daemon.lanes.ars.paused
+    assert "DISK_FULL" in daemon.lanes.ars.reason or "disk" in daemon.lanes.ars.reason.lower()
+    counts = await daemon.store.assets.counts_by_state()
     assert AssetState.FAILED.value not in counts
     ars.emulator.update_faults({"disk_full": False})
     await wait_for_states(daemon, {"synced": 4})
-    assert not daemon.lane.paused
+    assert not daemon.lanes.ars.paused
     assert_exactly_once(ars, guids)
-    lanes = await daemon.store.lanes()
-    assert lanes["ars"][0] is False
+    lanes = {lane.name: lane for lane in await daemon.store.lanes.all()}
+    assert lanes["ars"].paused is False
 
 
 async def test_ars_down_for_a_while(nursery: trio.Nursery, tmp_path: Path, ars: ArsServer) -> None:
     """ARS answering 503 to everything pauses the lane; once it is up again every asset syncs."""
     ars.emulator.update_faults({"down": True})
     guids = write_session(tmp_path, "test-workstation", "s1", 4, seed=16)
-    daemon = await start_daemon(nursery, make_config(tmp_path, ars.port))
+    daemon = await start_daemon(nursery, make_config(tmp_path, ars.port), startup_check="offline_ok")
     with trio.fail_after(30):
-        while not daemon.lane.paused:
+        while not daemon.lanes.ars.paused:
             await trio.sleep(0.05)
     await trio.sleep(1.0)
-    assert (await daemon.store.counts_by_state()).get("synced", 0) == 0
+    assert (await daemon.store.assets.counts_by_state()).get("synced", 0) == 0
     ars.emulator.update_faults({"down": False})
     await wait_for_states(daemon, {"synced": 4})
     assert_exactly_once(ars, guids)
@@ -100,7 +100,7 @@ async def test_erda_failure_is_resynchronised(nursery: trio.Nursery, tmp_path: P
     guids = write_session(tmp_path, "test-workstation", "s1", 1, seed=17)
     daemon = await start_daemon(nursery, make_config(tmp_path, ars.port))
     await wait_for_states(daemon, {"synced": 1})
-    events = await daemon.store.events(guids[0])
+    events = await daemon.store.assets.events(guids[0])
     assert "resync" in [e.trigger for e in events]
     assert any("ERDA" in e.reason for e in events if e.trigger == "resync")
 
@@ -113,7 +113,7 @@ async def test_erda_failing_forever_fails_the_asset_with_a_reason(
     guids = write_session(tmp_path, "test-workstation", "s1", 1, seed=18)
     daemon = await start_daemon(nursery, make_config(tmp_path, ars.port, ars={"max_resyncs": 1}))
     await wait_for_states(daemon, {"failed": 1})
-    record = await daemon.store.asset(guids[0])
+    record = await daemon.store.assets.get(guids[0])
     assert record is not None
     assert "gave up after 1 re-synchronisations" in record.reason
 
@@ -124,7 +124,7 @@ async def test_stuck_in_asset_received_is_resynchronised(nursery: trio.Nursery, 
     guids = write_session(tmp_path, "test-workstation", "s1", 1, seed=19)
     daemon = await start_daemon(nursery, make_config(tmp_path, ars.port, ars={"sync_stuck_after_s": 0.5}))
     with trio.fail_after(30):
-        while "resync" not in [e.trigger for e in await daemon.store.events(guids[0])]:
+        while "resync" not in [e.trigger for e in await daemon.store.assets.events(guids[0])]:
             await trio.sleep(0.05)
     ars.emulator.update_faults({"stuck_asset_received": False})
     await wait_for_states(daemon, {"synced": 1})
@@ -137,12 +137,13 @@ async def test_intake_goes_on_while_ars_is_down_and_actors_are_full(
     ars.emulator.update_faults({"down": True})
     guids = write_session(tmp_path, "test-workstation", "s1", 12, seed=20)
     guids += write_session(tmp_path, "test-workstation", "s2", 12, seed=21)
-    daemon = await start_daemon(nursery, make_config(tmp_path, ars.port, concurrency={"assets": 1}))  # queue of 4
+    config = make_config(tmp_path, ars.port, concurrency={"assets": 1})  # queue of 4
+    daemon = await start_daemon(nursery, config, startup_check="offline_ok")
     ws = tmp_path / "ndrive" / "test-workstation"
     with trio.fail_after(30):
         while not ((ws / "imported_s1").is_dir() and (ws / "imported_s2").is_dir()):
             await trio.sleep(0.05)
-    counts = await daemon.store.counts_by_state()
+    counts = await daemon.store.assets.counts_by_state()
     assert sum(counts.values()) == 24
     assert counts.get("synced", 0) == 0
     ars.emulator.update_faults({"down": False})

@@ -81,7 +81,7 @@ async def test_bad_assets_are_rejected_and_good_ones_sync(
     with trio.fail_after(10):
         while not imported.exists():
             await trio.sleep(0.05)
-    report = await collect_status(Path(config.storage.database))
+    report = collect_status(config)
     reasons = {item.name: item.reason for item in report.attention}
     for name, words in expected.items():
         assert words in reasons[name], (name, reasons.get(name))
@@ -107,7 +107,7 @@ async def test_same_guid_in_two_sessions_is_rejected_once(
     with trio.fail_after(10):
         while not (tmp_path / "ndrive" / "test-workstation" / "imported_s2").exists():
             await trio.sleep(0.05)
-    report = await collect_status(Path(config.storage.database))
+    report = collect_status(config)
     duplicates = [i for i in report.attention if "already imported" in i.reason]
     assert sorted(i.name for i in duplicates) == sorted(guids)
     assert ars.emulator.stats().creates_committed == 2
@@ -123,6 +123,6 @@ async def test_session_still_being_written_waits_and_late_files_are_not_lost(
     for i in range(6):  # one new asset every 0.3 s: never stable for 1 s
         guids += write_session(tmp_path, "test-workstation", "s1", 1, seed=100 + i)
         await trio.sleep(0.3)
-        assert await daemon.store.counts_by_state() == {}
+        assert await daemon.store.assets.counts_by_state() == {}
     await wait_for_states(daemon, {"synced": 6})
     assert sorted(ars.emulator.stats().creates_committed_by_guid) == sorted(guids)

@@ -48,5 +48,5 @@ async def test_legacy_completed_status_counts_as_synced(nursery: trio.Nursery, t
     daemon = await start_daemon(nursery, make_config(tmp_path, ars.port))
     await wait_for_states(daemon, {"synced": 2})
     assert ars.emulator.internal_status(guids[0]) == "COMPLETED"
-    events = await daemon.store.events(guids[0])
+    events = await daemon.store.assets.events(guids[0])
     assert "COMPLETED" in events[-1].reason

@@ -9,14 +9,20 @@ from hypothesis import strategies as st
 from integration.errors import IllegalTransition
 from integration.state_machines import (
     ACTIVE_STATES,
+    ASSET_MACHINE,
     BACKWARD_TRIGGERS,
+    DRIVERS,
+    NEEDS_HUMAN_STATES,
     PREVIOUS,
+    RETRY_TARGETS,
     TABLE,
     TERMINAL_STATES,
     AssetState,
     AssetTrigger,
+    Driver,
+    MachineSpec,
+    Row,
     apply,
-    build_machine,
     is_forward,
 )
 
@@ -36,9 +42,14 @@ EXPECTED: dict[tuple[AssetState, AssetTrigger], AssetState | str] = {
     (AssetState.PROCESSING, AssetTrigger.FINISH_PROCESSING): AssetState.PROCESSED,
     (AssetState.PROCESSED, AssetTrigger.FINALIZE): AssetState.FINALIZED,
     (AssetState.PAUSED, AssetTrigger.RESUME): PREVIOUS,
-    (AssetState.FAILED, AssetTrigger.RETRY): AssetState.INGESTED,
-    (AssetState.QUARANTINED, AssetTrigger.RETRY): AssetState.INGESTED,
 }
+for _state in (AssetState.FAILED, AssetState.QUARANTINED):
+    EXPECTED[(_state, AssetTrigger.RETRY)] = AssetState.INGESTED
+    EXPECTED[(_state, AssetTrigger.REDELIVER)] = AssetState.INGESTED
+    EXPECTED[(_state, AssetTrigger.RETRY_UPLOAD)] = AssetState.CREATED_IN_ARS
+    EXPECTED[(_state, AssetTrigger.RETRY_SYNC)] = AssetState.UPLOADED
+    EXPECTED[(_state, AssetTrigger.RETRY_POLL)] = AssetState.SYNCING
+    EXPECTED[(_state, AssetTrigger.RETRY_SYNCED)] = AssetState.SYNCED
 for _state in (
     AssetState.DETECTED,
     AssetState.INGESTED,
@@ -70,9 +81,52 @@ def test_every_pair_is_allowed_with_documented_target_or_rejected(state: AssetSt
         assert outcome.state is expected
 
 
+def test_only_detect_creates_an_asset() -> None:
+    """An asset comes into existence by DETECT only; no other trigger applies to a new asset."""
+    assert apply(None, AssetTrigger.DETECT).state is AssetState.DETECTED
+    for trigger in AssetTrigger:
+        if trigger is not AssetTrigger.DETECT:
+            with pytest.raises(IllegalTransition):
+                apply(None, trigger, reason="x")
+    for state in AssetState:
+        with pytest.raises(IllegalTransition):
+            apply(state, AssetTrigger.DETECT, reason="x")
+
+
+def test_every_state_has_exactly_one_driver() -> None:
+    """The table of drivers names who moves each state on, and the human states are those of the operator."""
+    assert set(DRIVERS) == set(AssetState)
+    assert {s for s, d in DRIVERS.items() if d is Driver.OPERATOR} == NEEDS_HUMAN_STATES
+    assert DRIVERS[AssetState.FINALIZED] is Driver.NOBODY
+
+
+def test_every_retry_target_has_its_row_from_both_human_states() -> None:
+    """Each place a reconciling retry can resume at is reachable from quarantined and failed."""
+    for target, trigger in RETRY_TARGETS.items():
+        for state in NEEDS_HUMAN_STATES:
+            assert apply(state, trigger, reason="operator").state is target
+
+
+def test_machine_spec_refuses_a_broken_table() -> None:
+    """Two rows for one trigger, a row leaving a terminal state, or an unknown state are refused at build time."""
+    good = Row(AssetTrigger.INGEST, (AssetState.DETECTED,), AssetState.INGESTED, "x")
+    twice = (good, Row(AssetTrigger.INGEST, (AssetState.INGESTED,), AssetState.UPLOADED, "y"))
+    leaves = (Row(AssetTrigger.FAIL, (AssetState.FINALIZED,), AssetState.FAILED, "z"),)
+    for rows in (twice, leaves):
+        with pytest.raises(ValueError):
+            MachineSpec(
+                kind="test",
+                states=AssetState,
+                triggers=AssetTrigger,
+                rows=rows,
+                backward=frozenset(),
+                terminal=frozenset({AssetState.FINALIZED}),
+            )
+
+
 def test_table_and_transitions_machine_agree() -> None:
     """The transitions.Machine built from the table has exactly the table's edges."""
-    machine = build_machine()
+    machine = ASSET_MACHINE.machine
     for row in TABLE:
         for source in row.sources:
             assert machine.get_transitions(trigger=row.trigger.value, source=source.value)

@@ -11,11 +11,24 @@ import trio
 from integration.domain import FileKind, FileRecord
 from integration.errors import IllegalTransition, StateConflict
 from integration.state_machines import AssetState, AssetTrigger
-from integration.store import MIGRATIONS, NewAsset, Store, open_store, schema_version
+from integration.store import MIGRATIONS, NewAsset, Rejection, Store, Wake, open_store, schema_version
 
 
-def new_asset(guid: str, session: str = "/ndrive/ws/s1") -> NewAsset:
-    record = FileRecord(name=f"{guid}.tif", kind=FileKind.IMAGE, size=10, crc32=123, local_path=f"/local/{guid}.tif")
+def new_asset(guid: str, session: str = "/ndrive/ws/s1", *, files: tuple[str, ...] = ("tif",)) -> NewAsset:
+    """An asset of ``session`` with one file per extension in ``files``."""
+    records = tuple(
+        (
+            FileRecord(
+                name=f"{guid}.{ext}",
+                kind=FileKind.IMAGE if ext == "tif" else FileKind.RAW,
+                size=10,
+                crc32=123,
+                local_path=f"/local/{guid}.{ext}",
+            ),
+            f"{session}/{guid}.{ext}",
+        )
+        for ext in files
+    )
     return NewAsset(
         guid=guid,
         pipeline="p",
@@ -26,71 +39,81 @@ def new_asset(guid: str, session: str = "/ndrive/ws/s1") -> NewAsset:
         local_dir="/local",
         allocation_mb=2,
         metadata_json=b'{"asset_guid": "%s", "unknown_field": 1}' % guid.encode(),
-        files=((record, f"{session}/{guid}.tif"),),
+        files=records,
     )
 
 
 async def test_record_ingested_writes_asset_metadata_files_and_events(tmp_path: Path) -> None:
     """Ingesting records the asset in `ingested`, its metadata bytes, its files and detect+ingest events."""
     async with open_store(tmp_path / "t.db") as store:
-        record = await store.record_ingested(new_asset("a"), actor="test")
+        record = await store.assets.record_ingested(new_asset("a"), actor="test")
         assert record.state is AssetState.INGESTED
-        assert await store.metadata_json("a") == b'{"asset_guid": "a", "unknown_field": 1}'
-        files = await store.files("a")
-        assert [f.record.crc32 for f in files] == [123]
-        events = await store.events("a")
-        assert [(e.from_state, e.to_state) for e in events] == [(None, "detected"), ("detected", "ingested")]
+        assert record.intents == frozenset()
+        assert record.wake is None
+        assert await store.assets.metadata_json("a") == b'{"asset_guid": "a", "unknown_field": 1}'
+        [stored] = await store.assets.files("a")
+        assert (stored.record.crc32, stored.ndrive_path, stored.uploaded) == (123, "/ndrive/ws/s1/a.tif", False)
+        events = await store.assets.events("a")
+        assert [(e.from_state, e.to_state, e.trigger, e.kind) for e in events] == [
+            (None, "detected", "detect", "transition"),
+            ("detected", "ingested", "ingest", "transition"),
+        ]
         with pytest.raises(StateConflict):
-            await store.record_ingested(new_asset("a"), actor="test")
+            await store.assets.record_ingested(new_asset("a"), actor="test")
 
 
-async def test_transition_writes_state_and_event_together(tmp_path: Path) -> None:
-    """A transition updates the state and appends one event with trigger, reason and actor."""
+async def test_transition_writes_state_event_wake_and_settles_the_intent_together(tmp_path: Path) -> None:
+    """A transition writes its state, event, the new wake-up and the intent's outcome in one call."""
     async with open_store(tmp_path / "t.db") as store:
-        await store.record_ingested(new_asset("a"), actor="test")
-        record = await store.transition(
+        await store.assets.record_ingested(new_asset("a"), actor="test")
+        record = await store.assets.open_intent("a", "create", expected=AssetState.INGESTED, actor="actor")
+        assert record.has_intent("create")
+        moved = await store.assets.transition(
             "a",
             AssetTrigger.CREATE,
             expected=AssetState.INGESTED,
             reason="created",
-            actor="actor-1",
-            updates={"intent": None},
+            actor="actor",
+            wake=Wake(kind="dispatch", due=5.0, reason="go on"),
+            settle=("create", "created with 2 MB"),
         )
-        assert record.state is AssetState.CREATED_IN_ARS
-        last = (await store.events("a"))[-1]
-        assert (last.from_state, last.to_state, last.trigger, last.reason, last.actor) == (
-            "ingested",
-            "created_in_ars",
-            "create",
-            "created",
-            "actor-1",
+        assert moved.state is AssetState.CREATED_IN_ARS
+        assert moved.intents == frozenset()
+        assert moved.wake == Wake(kind="dispatch", due=5.0, reason="go on")
+        kinds = [(e.kind, e.trigger, e.reason) for e in await store.assets.events("a")][2:]
+        assert kinds[0][0:2] == ("intent", "create")
+        assert kinds[1] == ("outcome", "create", "created with 2 MB")
+        assert kinds[2] == ("transition", "create", "created")
+        after = await store.assets.transition(
+            "a", AssetTrigger.UPLOAD, expected=AssetState.CREATED_IN_ARS, reason="up", actor="actor"
         )
+        assert after.wake is None  # a new state ends the old wait
 
 
 async def test_illegal_or_stale_transition_changes_nothing(tmp_path: Path) -> None:
-    """An illegal trigger or a stale expected state raises and writes neither state nor event."""
+    """A trigger the table forbids, or a stale expected state, writes neither state nor event."""
     async with open_store(tmp_path / "t.db") as store:
-        await store.record_ingested(new_asset("a"), actor="test")
+        await store.assets.record_ingested(new_asset("a"), actor="test")
         with pytest.raises(IllegalTransition):
-            await store.transition("a", AssetTrigger.CONFIRM_SYNC, expected=AssetState.INGESTED, reason="x", actor="t")
+            await store.assets.transition("a", AssetTrigger.UPLOAD, expected=AssetState.INGESTED, reason="", actor="t")
         with pytest.raises(StateConflict):
-            await store.transition("a", AssetTrigger.UPLOAD, expected=AssetState.CREATED_IN_ARS, reason="x", actor="t")
-        record = await store.asset("a")
+            await store.assets.transition("a", AssetTrigger.CREATE, expected=AssetState.UPLOADED, reason="", actor="t")
+        record = await store.assets.get("a")
         assert record is not None
         assert record.state is AssetState.INGESTED
-        assert len(await store.events("a")) == 2
+        assert len(await store.assets.events("a")) == 2
 
 
 async def test_a_failing_call_does_not_undo_others_in_its_batch(tmp_path: Path) -> None:
     """Calls grouped into one transaction succeed or fail on their own (savepoints)."""
     async with open_store(tmp_path / "t.db") as store:
         for i in range(50):
-            await store.record_ingested(new_asset(f"g{i}"), actor="test")
+            await store.assets.record_ingested(new_asset(f"g{i}"), actor="test")
         results: dict[str, str] = {}
 
         async def move(guid: str, expected: AssetState) -> None:
             try:
-                await store.transition(guid, AssetTrigger.CREATE, expected=expected, reason="r", actor="t")
+                await store.assets.transition(guid, AssetTrigger.CREATE, expected=expected, reason="r", actor="t")
                 results[guid] = "ok"
             except StateConflict:
                 results[guid] = "conflict"
@@ -99,15 +122,15 @@ async def test_a_failing_call_does_not_undo_others_in_its_batch(tmp_path: Path) 
             for i in range(50):
                 nursery.start_soon(move, f"g{i}", AssetState.INGESTED if i % 2 else AssetState.UPLOADED)
         assert sum(1 for v in results.values() if v == "ok") == 25
-        counts = await store.counts_by_state()
-        assert counts == {"created_in_ars": 25, "ingested": 25}
-        assert store.statistics()["transactions"] < store.statistics()["calls"]
+        assert await store.assets.counts_by_state() == {"created_in_ars": 25, "ingested": 25}
+        stats = store.statistics()
+        assert stats.transactions < stats.calls
 
 
 async def test_events_are_append_only(tmp_path: Path) -> None:
     """The database itself refuses to update or delete an event row."""
     async with open_store(tmp_path / "t.db") as store:
-        await store.record_ingested(new_asset("a"), actor="test")
+        await store.assets.record_ingested(new_asset("a"), actor="test")
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
             await store.run(lambda c: c.execute("UPDATE events SET reason = 'rewritten'"))
         with pytest.raises(sqlite3.IntegrityError, match="append-only"):
@@ -115,53 +138,198 @@ async def test_events_are_append_only(tmp_path: Path) -> None:
 
 
 async def test_due_work_queries_use_indexes(tmp_path: Path) -> None:
-    """Finding due wake-ups and assets by state uses an index, never a full table scan."""
+    """The store's own due-work queries, as it runs them (traced), use an index, never a table scan."""
+    async with open_store(tmp_path / "t.db") as store:
+        for i in range(20):
+            await store.assets.record_ingested(new_asset(f"g{i:02}"), actor="t")
+            wake = Wake(kind="wait", lane="ars") if i % 2 else Wake(kind="dispatch", due=float(i))
+            await store.assets.update(f"g{i:02}", expected=AssetState.INGESTED, wake=wake)
+        traced: list[str] = []
+        await store.run(lambda c: c.set_trace_callback(traced.append))
+        await store.wakeups.due("dispatch", now=10.0)
+        await store.wakeups.next_due("sync_poll")
+        await store.wakeups.waiting("ars", limit=1)
+        await store.assets.in_states([AssetState.QUARANTINED, AssetState.FAILED], after="", limit=10)
+        await store.requests.pending()
+        await store.intake.rejections(status="open", limit=10)
+        await store.run(lambda c: c.set_trace_callback(None))
+        selects = [sql for sql in traced if sql.lstrip().upper().startswith("SELECT")]
+        assert len(selects) >= 6
+        for sql in selects:
+            plan = await store.run(
+                lambda c, q=sql: " | ".join(str(r[-1]) for r in c.execute("EXPLAIN QUERY PLAN " + q))
+            )
+            scans = [step for step in plan.split(" | ") if step.startswith("SCAN")]
+            # the one scan allowed walks a partial index that holds only the pending rows
+            assert all(step.endswith("USING INDEX requests_pending") for step in scans), (sql, plan)
+
+
+async def test_wakeups_of_a_lane_are_released_at_once(tmp_path: Path) -> None:
+    """Everything waiting for a lane becomes due for dispatch when it is released; others keep their wait."""
+    async with open_store(tmp_path / "t.db", clock=lambda: 100.0) as store:
+        for guid, lane in (("a", "ars"), ("b", "ars"), ("c", "hold:workstation:i/w")):
+            await store.assets.record_ingested(new_asset(guid), actor="t")
+            await store.assets.update(guid, expected=AssetState.INGESTED, wake=Wake(kind="wait", lane=lane))
+        assert await store.wakeups.count_waiting() == {"ars": 2, "hold:workstation:i/w": 1}
+        assert await store.wakeups.release("ars", reason="back") == 2
+        assert [w.entity_id for w in await store.wakeups.due("dispatch", now=100.0)] == ["a", "b"]
+        record = await store.assets.get("c")
+        assert record is not None
+        assert record.wake == Wake(kind="wait", lane="hold:workstation:i/w")
+
+
+@pytest.mark.slow
+async def test_resume_covers_every_unfinished_asset(tmp_path: Path) -> None:
+    """After a restart every drivable asset gets a wake-up, however many there are (here more than 100 000)."""
+    count = 100_002
     async with open_store(tmp_path / "t.db") as store:
 
-        def plan(sql: str) -> str:
-            async_plan = store.run(lambda c: " ".join(str(r[-1]) for r in c.execute("EXPLAIN QUERY PLAN " + sql)))
-            return async_plan  # type: ignore[return-value]
+        def bulk(connection: sqlite3.Connection) -> None:
+            connection.executemany(
+                "INSERT INTO assets (guid, state, pipeline, institution, collection, workstation, session, local_dir, "
+                "allocation_mb, state_since, created_at, updated_at) VALUES (?, ?, 'p','i','c','w','s','/l',1,0,0,0)",
+                ((f"g{i:07}", "syncing" if i == 0 else "ingested") for i in range(count)),
+            )
 
-        due = await plan("SELECT guid FROM assets WHERE next_wake IS NOT NULL AND next_wake <= 5 ORDER BY next_wake")
-        assert "assets_by_wake" in due
-        assert "SCAN assets" not in due
-        earliest = await plan("SELECT MIN(next_wake) FROM assets WHERE next_wake IS NOT NULL")
-        assert "assets_by_wake" in earliest
-        by_state = await plan("SELECT guid FROM assets WHERE state IN ('ingested', 'paused')")
-        assert "assets_by_state" in by_state
+        await store.run(bulk)
+        dispatched, polled, released = await store.wakeups.resume_all(
+            drivable=[AssetState.INGESTED], polled=[AssetState.SYNCING], paused_lanes=[]
+        )
+        assert (dispatched, polled, released) == (count - 1, 1, 0)
+        assert len(await store.wakeups.due("dispatch", now=1e12, limit=count)) == count - 1
 
 
-async def test_due_returns_only_due_assets(tmp_path: Path) -> None:
-    """`due` returns assets whose wake-up time has passed, earliest first, and `next_wake` the minimum."""
+async def test_resume_releases_waits_on_lanes_that_are_not_paused(tmp_path: Path) -> None:
+    """A wait must never outlive its lane: waits on lanes not paused any more are released at a restart."""
     async with open_store(tmp_path / "t.db") as store:
-        for i, wake in enumerate([30.0, 10.0, None, 20.0]):
-            await store.record_ingested(new_asset(f"g{i}"), actor="t")
-            if wake is not None:
-                await store.update(f"g{i}", expected=AssetState.INGESTED, next_wake=wake)
-        assert await store.next_wake() == 10.0
-        assert [r.guid for r in await store.due(25.0)] == ["g1", "g3"]
+        for guid, lane in (("a", "ars"), ("b", "intake")):
+            await store.assets.record_ingested(new_asset(guid), actor="t")
+            await store.assets.update(guid, expected=AssetState.INGESTED, wake=Wake(kind="wait", lane=lane))
+        _, _, released = await store.wakeups.resume_all(drivable=[], polled=[], paused_lanes=["ars"])
+        assert released == 1
+        b = await store.assets.get("b")
+        assert b is not None
+        assert b.wake is not None
+        assert b.wake.kind == "dispatch"
 
 
-async def test_migrations_are_recorded_and_idempotent(tmp_path: Path) -> None:
-    """Opening twice applies the migrations once and records the version."""
-    path = tmp_path / "t.db"
+async def test_migrating_a_version_1_database_keeps_intents_and_wake_ups(tmp_path: Path) -> None:
+    """A database of the first release is migrated: its open intents and wake-up times are carried over."""
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path, isolation_level=None) as connection:
+        connection.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        connection.executescript(MIGRATIONS[0])
+        connection.execute("INSERT INTO schema_version VALUES (1)")
+        for guid, state, intent, wake in (("a", "ingested", "create", None), ("b", "syncing", None, 42.0)):
+            connection.execute(
+                "INSERT INTO assets (guid, state, pipeline, institution, collection, workstation, session, local_dir, "
+                "allocation_mb, intent, next_wake, state_since, created_at, updated_at) "
+                "VALUES (?,?, 'p','i','c','w','s','/l',1,?,?,0,0,0)",
+                (guid, state, intent, wake),
+            )
     async with open_store(path) as store:
-        await store.record_ingested(new_asset("a"), actor="t")
-    async with open_store(path) as store:
-        assert await store.asset("a") is not None
+        a, b = await store.assets.get("a"), await store.assets.get("b")
+        assert a is not None
+        assert a.intents == frozenset({"create"})
+        assert a.in_ars is False
+        assert b is not None
+        assert b.wake == Wake(kind="sync_poll", due=42.0, reason="migrated")
+        assert b.in_ars is True
     with sqlite3.connect(path) as connection:
         assert schema_version(connection) == len(MIGRATIONS)
-        assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_store_commits_durably(tmp_path: Path) -> None:
+    """The writer commits with synchronous=FULL, so a commit is on disk before the next side effect."""
+    async with open_store(tmp_path / "t.db") as store:
+        assert await store.run(lambda c: c.execute("PRAGMA synchronous").fetchone()[0]) == 2  # FULL
+        assert await store.run(lambda c: c.execute("PRAGMA journal_mode").fetchone()[0]) == "wal"
+
+
+async def test_redelivery_replaces_files_and_metadata_and_resolves_rejections(tmp_path: Path) -> None:
+    """Corrected files of a quarantined asset replace the old ones, with an event, and close its rejections."""
+    async with open_store(tmp_path / "t.db") as store:
+        await store.assets.record_ingested(new_asset("a", files=("tif", "cr3")), actor="t")
+        await store.assets.transition(
+            "a", AssetTrigger.QUARANTINE, expected=AssetState.INGESTED, reason="bad", actor="t"
+        )
+        await store.intake.record_rejection(
+            Rejection(session="/ndrive/ws/s2", name="a", guid="a", reason="duplicate", at=1.0)
+        )
+        fixed = new_asset("a", "/ndrive/ws/s3", files=("tif", "dng"))
+        record = await store.assets.redeliver(fixed, expected=AssetState.QUARANTINED, actor="watcher")
+        assert record.state is AssetState.INGESTED
+        assert record.session == "/ndrive/ws/s3"
+        assert sorted(f.record.name for f in await store.assets.files("a")) == ["a.dng", "a.tif"]
+        last = (await store.assets.events("a"))[-1]
+        assert last.trigger == "redeliver"
+        assert "a.cr3" in last.reason
+        assert "a.dng" in last.reason
+        assert await store.intake.rejections(status="open") == []
+
+
+async def test_late_file_is_added_only_before_anything_went_to_ars(tmp_path: Path) -> None:
+    """A late sibling joins an `ingested` asset with no intent; once its create started, it is refused."""
+    async with open_store(tmp_path / "t.db") as store:
+        await store.assets.record_ingested(new_asset("a"), actor="t")
+        raw = FileRecord(name="a.dng", kind=FileKind.RAW, size=5, crc32=7, local_path="/local/late/a.dng")
+        assert await store.assets.add_late_file("a", raw, "/n/imported_s1/a.dng", allocation_mb=4, actor="w")
+        record = await store.assets.get("a")
+        assert record is not None
+        assert record.allocation_mb == 4
+        assert {f.record.name for f in await store.assets.files("a")} == {"a.tif", "a.dng"}
+        await store.assets.open_intent("a", "create", expected=AssetState.INGESTED, actor="actor")
+        other = FileRecord(name="a.cr3", kind=FileKind.RAW, size=5, crc32=8, local_path="/local/late/a.cr3")
+        assert not await store.assets.add_late_file("a", other, "/n/imported_s1/a.cr3", allocation_mb=6, actor="w")
+        assert {f.record.name for f in await store.assets.files("a")} == {"a.tif", "a.dng"}
+
+
+async def test_rename_intent_then_record_moves_every_ndrive_path(tmp_path: Path) -> None:
+    """The rename target is recorded before the rename; recording it moves every file's N-Drive path."""
+    async with open_store(tmp_path / "t.db") as store:
+        await store.assets.record_ingested(new_asset("a", "/n/ws/s1"), actor="t")
+        await store.assets.record_ingested(new_asset("b", "/n/ws/s10"), actor="t")  # a longer name, same prefix
+        await store.intake.start_rename("/n/ws/s1", "/n/ws/imported_s1_2", actor="w")
+        assert await store.intake.pending_renames() == {"/n/ws/s1": "/n/ws/imported_s1_2"}
+        await store.intake.finish_rename(
+            "/n/ws/s1", "/n/ws/imported_s1_2", workstation="ws", assets=1, rejected=0, actor="w"
+        )
+        assert await store.intake.pending_renames() == {}
+        [a] = await store.assets.files("a")
+        [b] = await store.assets.files("b")
+        assert a.ndrive_path == "/n/ws/imported_s1_2/a.tif"
+        assert b.ndrive_path == "/n/ws/s10/b.tif"
+        session = await store.intake.session("/n/ws/s1")
+        assert session is not None
+        assert session.imported_path == "/n/ws/imported_s1_2"
+
+
+async def test_rejections_have_a_lifecycle(tmp_path: Path) -> None:
+    """A rejection is open until a later import of its asset resolves it or an operator acknowledges it."""
+    async with open_store(tmp_path / "t.db") as store:
+        first = Rejection(session="/n/s1", name="x.txt", guid=None, reason="stray", at=1.0)
+        assert await store.intake.record_rejection(first)
+        assert not await store.intake.record_rejection(first)  # the same again is not new
+        guid_rejection = Rejection(session="/n/s1", name="g", guid="g", reason="bad json", at=1.0)
+        await store.intake.record_rejection(guid_rejection)
+        [stray_id] = [r.id for r in await store.intake.rejections() if r.name == "x.txt"]
+        assert await store.intake.acknowledge(ids=[stray_id], reason="moved it", actor="op") == [stray_id]
+        await store.assets.record_ingested(new_asset("g", "/n/s2"), actor="t")
+        assert await store.intake.rejections(status="open") == []
+        closed = {r.name: (r.status, r.closed_reason) for r in await store.intake.rejections(status=None)}
+        assert closed["x.txt"] == ("acknowledged", "acknowledged by op: moved it")
+        assert closed["g"] == ("resolved", "imported from /n/s2")
+        assert await store.intake.record_rejection(first)  # rejected again after an ack: open again
 
 
 async def test_store_survives_reopen_with_state(tmp_path: Path) -> None:
     """State written before closing is there after reopening (persist first)."""
     path = tmp_path / "t.db"
     async with open_store(path) as store:
-        await store.record_ingested(new_asset("a"), actor="t")
-        await store.update("a", expected=AssetState.INGESTED, intent="create")
+        await store.assets.record_ingested(new_asset("a"), actor="t")
+        await store.assets.open_intent("a", "create", expected=AssetState.INGESTED, actor="t")
     async with open_store(path) as store:
-        record = await store.asset("a")
+        record = await store.assets.get("a")
         assert record is not None
-        assert record.intent == "create"
+        assert record.intents == frozenset({"create"})
         assert isinstance(store, Store)

@@ -1,273 +1,258 @@
 """The asset actor: moves one parent asset forward, ingested → syncing, while it can move.
 
-Each step brackets its ARS side effect with an *intent* persisted before the request and cleared with the
-transition that records the outcome. After a crash the intent says "this may have happened": the actor asks
-ARS for the asset's status instead of repeating a non-idempotent request (never a second ARS asset).
+Before each step it asks the lanes whether it may go: a closed lane (ARS, local storage) or a held group
+(its workstation, collection, ...) parks the asset in the store and frees the actor slot. Each step
+(:mod:`._ars_steps`) brackets its ARS side effect with a persisted intent, so a crash is settled by asking ARS.
 
-Errors are classified, never swallowed:
-- infrastructure (ARS down, disk full): the ARS lane pauses, the asset goes to ``paused`` and resumes with it;
-- data (ARS refuses the metadata, CRC mismatch that persists): ``quarantined`` with ARS's own words;
-- anything unexpected: logged with the GUID and retried later with back-off, ``failed`` after the budget.
+Errors are classified by scope first (would the next asset get the same answer?), never swallowed:
+
+- site (``InfrastructureError``): the lane pauses with a reason a human can act on; the asset waits for it;
+- group (``GroupHeld``): that group is held; the asset waits for it; other groups go on;
+- this asset must wait (``AssetWaits``): a wake-up later, outside the retry budget;
+- transient (``TransientError``, ``ArsCrcMismatch``): retried with capped back-off; ``failed`` (or, for CRC
+  mismatches, ``quarantined``) once the budget is spent;
+- data (``DataError``, ``ArsRejected``): ``quarantined`` with ARS's or our own words;
+- anything unexpected: logged with the GUID and retried with back-off like a transient error.
+
+When the asset was a lane's or hold's probe, any answer but that same "no" reopens it.
 """
 
 from __future__ import annotations
 
 import math
 import random
-import time
-from collections.abc import Callable
-from pathlib import Path
 
-import msgspec
 import structlog
-import trio
 
-from integration.actors._lane import Lane
-from integration.adapters.ars import ArsClient, build_create_body
-from integration.adapters.files import crc32_of, local_size
-from integration.config import Config
-from integration.domain import FileKind, decode_metadata
+from integration.actors._ars_steps import ACTOR, step
+from integration.actors._deps import AssetDeps
+from integration.actors._lanes import Lane
 from integration.errors import (
-    ArsConflict,
     ArsCrcMismatch,
     ArsRejected,
-    ArsTransientError,
+    AssetWaits,
     DataError,
+    GroupHeld,
     InfrastructureError,
     StateConflict,
     TransientError,
 )
-from integration.state_machines import AssetState, AssetTrigger
-from integration.store import AssetRecord, Store
+from integration.state_machines import AssetState, AssetTrigger, Driver, states_driven_by
+from integration.store import AssetRecord, Wake
 
-__all__ = ["ACTOR_NAME", "DRIVABLE", "AssetDeps", "drive_asset", "fail_asset"]
+__all__ = ["DRIVABLE", "drive_asset", "fail_asset", "group_key", "quarantine_asset"]
 
 log = structlog.get_logger()
 
-ACTOR_NAME = "asset-actor"
-_INTENT_CREATE = "create"
-_INTENT_SYNC = "sync"
-_CRC_RETRIES = 2
-#: ARS blocks a GUID for 300 s after a create that failed on its side; retries wait this long at least,
-#: so that the retry budget spans the whole block.
-_ARS_CREATE_BLOCK_S = 60.0
-#: ARS statuses that mean synchronize was accepted at some point.
-_SYNC_ACCEPTED = frozenset({"ASSET_RECEIVED", "ERDA_SYNCHRONISED", "COMPLETED", "ERDA_FAILED", "ERDA_ERROR"})
-#: States this actor knows how to move out of.
-DRIVABLE = frozenset({AssetState.INGESTED, AssetState.CREATED_IN_ARS, AssetState.UPLOADED, AssetState.PAUSED})
-
-
-class AssetDeps(msgspec.Struct, frozen=True, kw_only=True):
-    """What an asset actor needs, passed explicitly."""
-
-    store: Store
-    ars: ArsClient
-    lane: Lane
-    config: Config
-    kick_scheduler: Callable[[], None]  # wake the scheduler: a new wake-up time was stored
-    clock: Callable[[], float] = time.time
+#: States an asset actor moves assets out of (read from the table of drivers).
+DRIVABLE = states_driven_by(Driver.ASSET_ACTOR)
+#: The site lanes an asset actor needs.
+_LANES = ("ars", "storage")
 
 
 async def drive_asset(guid: str, deps: AssetDeps) -> None:
-    """Move ``guid`` forward until it waits (syncing), ends, or needs a human."""
+    """Move ``guid`` forward until it waits (syncing, a lane, a hold, a back-off), ends, or needs a human."""
     with structlog.contextvars.bound_contextvars(asset_guid=guid):
-        record = await deps.store.asset(guid)
+        record = await deps.store.assets.get(guid)
         while record is not None and record.state in DRIVABLE:
+            blocking = deps.lanes.blocking(guid, _LANES, await _hold_keys(record, deps))
+            if blocking is not None:
+                await _park(record, blocking, deps)
+                return
+            resuming = record.state is AssetState.PAUSED  # a resume asks nobody: it answers no probe
             try:
-                record = await _step(record, deps)  # the row as the step's last transition wrote it
-                continue
+                record = await step(record, deps)
             except StateConflict as exc:  # another task moved it; look again
                 log.info("asset_state_moved_elsewhere", expected=exc.expected, actual=exc.actual)
+                record = await deps.store.assets.get(guid)
+                continue
             except InfrastructureError as exc:
-                await _pause(record, deps, str(exc))
-            except ArsConflict as exc:
-                await _quarantine(record, deps, f"ARS refused to create the asset: {exc.error_message or exc}")
-            except (DataError, ArsRejected) as exc:
-                await _quarantine(record, deps, f"{type(exc).__name__}: {exc}")
+                await _site_error(guid, exc, deps)
+                return
+            except GroupHeld as exc:
+                await _group_held(guid, exc, deps)
+                return
+            except AssetWaits as exc:
+                await _probes_answered(guid, deps, f"it got another answer: {exc}")
+                await _wait(guid, deps, exc)
+                return
+            except ArsCrcMismatch as exc:
+                await _probes_answered(guid, deps, "an upload reached ARS")
+                await _crc_mismatch(guid, deps, exc)
+                return
             except TransientError as exc:
-                await _retry_later(record, deps, str(exc), at_least_s=exc.retry_after_s or 0.0)
+                await _probes_answered(guid, deps, f"it got another answer: {exc}")
+                await _retry_later(guid, deps, str(exc), at_least_s=exc.retry_after_s or 0.0)
+                return
+            except (DataError, ArsRejected) as exc:
+                await _probes_answered(guid, deps, "it got an answer about the asset itself")
+                await quarantine_asset(guid, deps, str(exc))
                 return
             except Exception as exc:
                 log.exception("asset_step_crashed", state=record.state.value)
-                await _retry_later(record, deps, f"unexpected {type(exc).__name__}: {exc}")
+                await _retry_later(guid, deps, f"unexpected {type(exc).__name__}: {exc}")
                 return
-            record = await deps.store.asset(guid)
+            if not resuming:
+                await _probes_answered(guid, deps, "its step went through")
 
 
-async def _step(record: AssetRecord, deps: AssetDeps) -> AssetRecord:
-    if record.state is AssetState.PAUSED:
-        await deps.lane.wait_open()
-        return await deps.store.transition(
-            record.guid,
-            AssetTrigger.RESUME,
-            expected=AssetState.PAUSED,
-            reason=f"{deps.lane.name} lane is back",
-            actor=ACTOR_NAME,
+async def _hold_keys(record: AssetRecord, deps: AssetDeps) -> list[str]:
+    """The group holds that concern the asset (only computed while some group is held)."""
+    if not deps.lanes.holds:
+        return []
+    keys = [group_key(kind, record, None) for kind in ("workstation", "collection", "institution", "pipeline")]
+    files = await deps.store.assets.files(record.guid)
+    keys += [f"hold:file_format:{name.rsplit('.', 1)[-1].upper()}" for name in (f.record.name for f in files)]
+    return keys
+
+
+def group_key(kind: str, record: AssetRecord, value: str | None) -> str:
+    """The hold key of ``record``'s group of ``kind`` (``value`` when the answer named it)."""
+    names = {
+        "workstation": f"{record.institution}/{record.workstation}",
+        "collection": f"{record.institution}/{record.collection}",
+        "institution": record.institution,
+        "pipeline": f"{record.institution}/{record.pipeline}",
+    }
+    return f"hold:{kind}:{value or names.get(kind, '')}"
+
+
+async def _park(record: AssetRecord, lane: Lane, deps: AssetDeps) -> None:
+    """Make the asset wait for ``lane`` in the store (no actor slot held)."""
+    reason = f"waiting for {lane.describe()}: {lane.reason}"
+    wake = Wake(kind="wait", lane=lane.name, reason=reason)
+    if record.wake is not None and record.wake.kind == "wait" and record.wake.lane == lane.name:
+        return
+    if lane.kind == "lane" and record.state is not AssetState.PAUSED:
+        await deps.store.assets.transition(
+            record.guid, AssetTrigger.PAUSE, expected=record.state, reason=reason, actor=ACTOR, wake=wake
         )
-    await deps.lane.wait_open()
-    if record.state is AssetState.INGESTED:
-        return await _create(record, deps)
-    if record.state is AssetState.CREATED_IN_ARS:
-        return await _upload(record, deps)
-    return await _synchronize(record, deps)
+        return
+    await deps.store.assets.update(record.guid, expected=record.state, wake=wake)
+    if lane.kind == "group":
+        await deps.store.assets.note(record.guid, reason, actor=ACTOR, trigger="held")
 
 
-async def _create(record: AssetRecord, deps: AssetDeps) -> AssetRecord:
-    store, ars = deps.store, deps.ars
-    if record.intent == _INTENT_CREATE:
-        status = await ars.get_status(record.guid)
-        if status is not None:
-            return await store.transition(
-                record.guid,
-                AssetTrigger.CREATE,
-                expected=AssetState.INGESTED,
-                reason=f"found in ARS ({status.status}) after an unconfirmed create: reconciled, not re-created",
-                actor=ACTOR_NAME,
-                updates={"intent": None},
-            )
-    raw = await store.metadata_json(record.guid)
-    if raw is None:
-        raise DataError(f"no metadata recorded for {record.guid}", guid=record.guid)
-    files = await store.files(record.guid)
-    formats = [f.record.name.rsplit(".", 1)[-1] for f in files if f.record.kind is not FileKind.METADATA]
-    body = build_create_body(decode_metadata(raw), file_formats=formats)
-    had_intent = record.intent == _INTENT_CREATE
-    await store.update(record.guid, expected=AssetState.INGESTED, intent=_INTENT_CREATE)
-    try:
-        created = await ars.create_asset(body, allocation_mb=record.allocation_mb)
-    except ArsConflict as exc:
-        status = await ars.get_status(record.guid)
-        if status is None and exc.status_code == 403:
-            # "already being processed": ARS blocks the GUID for 300 s after a create that failed on its side
-            # (possibly ours, a moment ago). Wait it out; the intent stays, so the next try asks first.
-            raise ArsTransientError(
-                "ARS still blocks the GUID after an earlier create failed on its side; trying again later",
-                status_code=403,
-                guid=record.guid,
-                retry_after_s=_ARS_CREATE_BLOCK_S,
-            ) from exc
-        if status is None or not had_intent:
-            raise  # someone else's asset with our GUID: a human must look
-        reason = f"ARS already had it ({status.status}) after an unconfirmed create: reconciled"
+async def _site_error(guid: str, exc: InfrastructureError, deps: AssetDeps) -> None:
+    lane = deps.lanes.lane(exc.lane)
+    for other in deps.lanes.probing(guid):
+        if other is not lane:
+            await deps.lanes.resume(other, "its probe got past it", actor=ACTOR)
+    if lane.paused and lane.probe_guid == guid:
+        await lane.probe_failed(exc.reason, actor=ACTOR)
     else:
-        reason = f"created in ARS with {created.allocated_mb} MB allocated"
-    return await store.transition(
-        record.guid,
-        AssetTrigger.CREATE,
-        expected=AssetState.INGESTED,
-        reason=reason,
-        actor=ACTOR_NAME,
-        updates={"intent": None, "attempts": 0},
-    )
+        await lane.pause(exc.reason, probe=exc.probe, actor=ACTOR, probe_guid=guid if exc.probe == "asset" else None)
+    record = await deps.store.assets.get(guid)
+    if record is not None and record.state in DRIVABLE:
+        await _park(record, lane, deps)
 
 
-async def _upload(record: AssetRecord, deps: AssetDeps) -> AssetRecord:
-    files = await deps.store.files(record.guid)
-    for stored in files:
-        if stored.uploaded or stored.record.kind is FileKind.METADATA:
-            continue
-        await _upload_one(record, deps, stored.record.name, stored.record.local_path, stored.record.crc32)
-    return await deps.store.transition(
-        record.guid,
-        AssetTrigger.UPLOAD,
-        expected=AssetState.CREATED_IN_ARS,
-        reason=f"{sum(1 for f in files if f.record.kind is not FileKind.METADATA)} file(s) in the ARS share",
-        actor=ACTOR_NAME,
-        updates={"attempts": 0},
-    )
-
-
-async def _upload_one(record: AssetRecord, deps: AssetDeps, name: str, local_path: str, crc: int) -> None:
-    path = Path(local_path)
-    for attempt in range(_CRC_RETRIES + 1):
-        size = await trio.to_thread.run_sync(local_size, path)
-        try:
-            await deps.ars.upload_file(
-                institution=record.institution,
-                collection=record.collection,
-                guid=record.guid,
-                name=name,
-                path=path,
-                crc32=crc,
-                size=size,
-            )
-        except ArsCrcMismatch as exc:
-            local = await trio.to_thread.run_sync(crc32_of, path)
-            if local.crc32 != crc:
-                raise DataError(
-                    f"local copy {local_path} changed since intake (CRC-32 {local.crc32} != {crc})", guid=record.guid
-                ) from exc
-            log.warning("ars_crc_mismatch", file=name, attempt=attempt + 1)
-            continue
-        await deps.store.mark_uploaded(record.guid, name)
+async def _group_held(guid: str, exc: GroupHeld, deps: AssetDeps) -> None:
+    record = await deps.store.assets.get(guid)
+    if record is None:
         return
-    raise DataError(f"ARS reported a CRC-32 mismatch for {name} {_CRC_RETRIES + 1} times", guid=record.guid)
+    key = group_key(exc.group_kind, record, exc.group_value)
+    for other in deps.lanes.probing(guid):
+        if other.name != key:
+            await deps.lanes.resume(other, "its probe got past it", actor=ACTOR)
+    hold = deps.lanes.holds.get(key)
+    reason = f"ARS refuses every asset of {key.removeprefix('hold:').replace(':', ' ', 1)}: {exc}"
+    if hold is not None and hold.paused and hold.probe_guid == guid:
+        await hold.probe_failed(reason, actor=ACTOR)
+    else:
+        hold = await deps.lanes.hold(key, reason, probe_guid=guid, actor=ACTOR)
+    log.warning("asset_group_held", group=key, reason=str(exc))
+    if record.state in DRIVABLE:
+        await _park(record, hold, deps)
 
 
-async def _synchronize(record: AssetRecord, deps: AssetDeps) -> AssetRecord:
-    store, ars = deps.store, deps.ars
-    already = False
-    if record.intent == _INTENT_SYNC:
-        status = await ars.get_status(record.guid)
-        already = status is not None and status.status in _SYNC_ACCEPTED and not status.is_sync_failed
-    if not already:
-        await store.update(record.guid, expected=AssetState.UPLOADED, intent=_INTENT_SYNC)
-        try:
-            await ars.synchronize(record.guid, workstation=record.workstation, pipeline=record.pipeline)
-        except ArsRejected as exc:
-            status = await ars.get_status(record.guid)
-            if status is None or status.status not in _SYNC_ACCEPTED or status.is_sync_failed:
-                raise
-            log.info("synchronize_already_accepted", status=status.status, ars_said=str(exc))
+async def _probes_answered(guid: str, deps: AssetDeps, why: str) -> None:
+    """Reopen every lane and hold this asset was probing: it did not get their "no" again."""
+    for lane in deps.lanes.probing(guid):
+        await deps.lanes.resume(lane, f"asset {guid} {why}", actor=ACTOR)
+
+
+async def _wait(guid: str, deps: AssetDeps, exc: AssetWaits) -> None:
+    """A wait of the asset's own (not counted against its retry budget), growing while it lasts."""
+    record = await deps.store.assets.get(guid)
+    if record is None or record.state not in DRIVABLE:
+        return
     now = deps.clock()
-    synced = await store.transition(
-        record.guid,
-        AssetTrigger.START_SYNC,
-        expected=AssetState.UPLOADED,
-        reason="synchronize accepted; waiting for ERDA",
-        actor=ACTOR_NAME,
-        updates={"intent": None, "next_wake": now + deps.config.ars.sync_poll_initial_s},
-    )
-    deps.kick_scheduler()
-    return synced
-
-
-async def _pause(record: AssetRecord, deps: AssetDeps, reason: str) -> None:
-    await deps.lane.pause(reason)
-    if record.state is AssetState.PAUSED:
-        return
-    await deps.store.transition(record.guid, AssetTrigger.PAUSE, expected=record.state, reason=reason, actor=ACTOR_NAME)
-
-
-async def _quarantine(record: AssetRecord, deps: AssetDeps, reason: str) -> None:
-    log.warning("asset_quarantined", reason=reason)
-    await deps.store.transition(
-        record.guid,
-        AssetTrigger.QUARANTINE,
-        expected=record.state,
-        reason=reason,
-        actor=ACTOR_NAME,
-        updates={"intent": None, "next_wake": None},
-    )
-
-
-async def fail_asset(record: AssetRecord, deps: AssetDeps, reason: str, *, actor: str) -> None:
-    """Move the asset to ``failed`` with ``reason`` (a human must look); clears its wake-up."""
-    log.error("asset_failed", reason=reason)
-    await deps.store.transition(
-        record.guid, AssetTrigger.FAIL, expected=record.state, reason=reason, actor=actor, updates={"next_wake": None}
-    )
-
-
-async def _retry_later(record: AssetRecord, deps: AssetDeps, reason: str, *, at_least_s: float = 0.0) -> None:
-    """Schedule another try with capped exponential back-off, or fail the asset once the budget is spent."""
+    since = record.waiting_since if record.waiting_since is not None else now
     retry = deps.config.retry
-    attempts = record.attempts + 1
-    if attempts > retry.attempts:
-        await fail_asset(record, deps, f"gave up after {record.attempts} attempts: {reason}", actor=ACTOR_NAME)
+    delay = exc.retry_after_s or min(retry.max_s * 10, max(retry.initial_s, (now - since) / 2))
+    log.info("asset_waits", reason=str(exc), retry_in_s=round(delay, 2))
+    await deps.store.assets.update(
+        guid,
+        expected=record.state,
+        waiting_since=since,
+        wake=Wake(kind="dispatch", due=now + delay, reason=f"waits: {exc}"),
+    )
+    deps.wake_timer()
+
+
+async def _crc_mismatch(guid: str, deps: AssetDeps, exc: ArsCrcMismatch) -> None:
+    record = await deps.store.assets.get(guid)
+    if record is None or record.state not in DRIVABLE:
         return
-    backoff = min(retry.max_s, retry.initial_s * math.pow(2, attempts - 1)) + random.uniform(0, retry.jitter_s)
-    delay = max(at_least_s, backoff)
+    limit = deps.config.ars.crc_mismatch_retries
+    count = record.crc_mismatches + 1
+    if count > limit:
+        await quarantine_asset(guid, deps, f"ARS received other bytes than we sent {count} times in a row: {exc}")
+        return
+    delay = _backoff(deps, count)
+    log.warning("ars_crc_mismatch", count=count, limit=limit, retry_in_s=round(delay, 2))
+    await deps.store.assets.update(
+        guid,
+        expected=record.state,
+        crc_mismatches=count,
+        wake=Wake(kind="dispatch", due=deps.clock() + delay, reason=f"CRC-32 mismatch {count}/{limit}: {exc}"),
+    )
+    deps.wake_timer()
+
+
+async def _retry_later(guid: str, deps: AssetDeps, reason: str, *, at_least_s: float = 0.0) -> None:
+    """Schedule another try with capped exponential back-off, or fail the asset once the budget is spent."""
+    record = await deps.store.assets.get(guid)
+    if record is None or record.state not in DRIVABLE:
+        return
+    attempts = record.attempts + 1
+    if attempts > deps.config.retry.attempts:
+        await fail_asset(guid, deps, f"gave up after {record.attempts} attempts: {reason}", actor=ACTOR)
+        return
+    delay = max(at_least_s, _backoff(deps, attempts))
     log.warning("asset_retry_scheduled", attempt=attempts, delay_s=round(delay, 2), reason=reason)
-    await deps.store.update(record.guid, expected=record.state, attempts=attempts, next_wake=deps.clock() + delay)
-    deps.kick_scheduler()
+    await deps.store.assets.update(
+        guid,
+        expected=record.state,
+        attempts=attempts,
+        wake=Wake(kind="dispatch", due=deps.clock() + delay, reason=f"retry {attempts}: {reason}"),
+    )
+    deps.wake_timer()
+
+
+def _backoff(deps: AssetDeps, attempt: int) -> float:
+    retry = deps.config.retry
+    return min(retry.max_s, retry.initial_s * math.pow(2, attempt - 1)) + random.uniform(0, retry.jitter_s)
+
+
+async def quarantine_asset(guid: str, deps: AssetDeps, reason: str) -> None:
+    """Move the asset to ``quarantined`` with ``reason`` (saying when ARS already holds it)."""
+    record = await deps.store.assets.get(guid)
+    if record is None or record.state in (AssetState.QUARANTINED, AssetState.FINALIZED):
+        return
+    if record.in_ars:
+        reason += f" — the asset exists in ARS; `integration retry {guid}` continues from what ARS holds"
+    log.warning("asset_quarantined", reason=reason)
+    await deps.store.assets.transition(guid, AssetTrigger.QUARANTINE, expected=record.state, reason=reason, actor=ACTOR)
+
+
+async def fail_asset(guid: str, deps: AssetDeps, reason: str, *, actor: str) -> None:
+    """Move the asset to ``failed`` with ``reason`` (a human must look); clears its wake-up."""
+    record = await deps.store.assets.get(guid)
+    if record is None or record.state in (AssetState.FAILED, AssetState.FINALIZED):
+        return
+    if record.in_ars:
+        reason += f" — the asset exists in ARS; `integration retry {guid}` continues from what ARS holds"
+    log.error("asset_failed", reason=reason)
+    await deps.store.assets.transition(guid, AssetTrigger.FAIL, expected=record.state, reason=reason, actor=actor)

@@ -1,86 +1,116 @@
-"""The dispatcher: runs one asset actor per GUID it receives, with bounded concurrency.
+"""The dispatcher: runs one asset actor per GUID it is handed, with bounded concurrency.
 
-A GUID already being driven is not started twice (never two actors on one asset); if it is sent again
+A GUID already being driven is not started twice (never two actors on one asset); if it is handed over again
 meanwhile, it is driven once more after the running actor returns, so no wake-up is lost.
 
-Producers (watcher, scheduler) never wait for a saturated dispatcher: :func:`offer_to_dispatcher` parks the
-asset's wake-up in the store instead, and the scheduler hands it over when there is room. So a long ARS
-outage that fills every actor slot does not stop the N-Drive intake or the sync polling.
+Nobody who must not wait ever waits for it: :meth:`Dispatcher.wake` hands a GUID over if there is room and
+otherwise parks it in the store as a wake-up due now, which the wake timer hands over as soon as there is
+room. That is how the watcher, the sync poller, the lane prober and (next) HTTP callbacks wake the actor of
+one asset without ever blocking on a saturated dispatcher.
 """
 
 from __future__ import annotations
 
-import contextlib
-import time
 from collections.abc import Awaitable, Callable
 
 import structlog
 import trio
 
-from integration.errors import StateConflict
-from integration.state_machines import AssetState
+from integration.actors._signal import Signal
 from integration.store import Store
 
-__all__ = ["offer_to_dispatcher", "run_dispatcher"]
+__all__ = ["Dispatcher", "DispatcherStatistics"]
+
+import msgspec
 
 log = structlog.get_logger()
 
-_BUSY_RETRY_S = 1.0  # how soon a parked hand-over is tried again
+
+class DispatcherStatistics(msgspec.Struct, frozen=True, kw_only=True):
+    """How busy the dispatcher is."""
+
+    running: int
+    queued: int
+    capacity: int
+    parked: int
+    driven: int
 
 
-async def offer_to_dispatcher(
-    guid: str,
-    *,
-    state: AssetState,
-    dispatch: trio.MemorySendChannel[str],
-    store: Store,
-    clock: Callable[[], float] = time.time,
-) -> bool:
-    """Hand ``guid`` to the dispatcher without waiting; True if it took it.
+class Dispatcher:
+    """Hands GUIDs to asset actors; ``drive(guid)`` is the actor."""
 
-    When the dispatcher's queue is full, the asset gets a wake-up time in the store (it must still be in
-    ``state``) and False is returned; the scheduler then hands it over when it is due.
-    """
-    try:
-        dispatch.send_nowait(guid)
-    except trio.WouldBlock:
-        with contextlib.suppress(StateConflict):  # it moved on meanwhile; whoever moved it owns its next step
-            await store.update(guid, expected=state, next_wake=clock() + _BUSY_RETRY_S)
-        return False
-    return True
+    def __init__(
+        self,
+        *,
+        store: Store,
+        drive: Callable[[str], Awaitable[None]],
+        limiter: trio.CapacityLimiter,
+        queue_size: int,
+        timer: Signal,
+    ) -> None:
+        self._store = store
+        self._drive = drive
+        self._limiter = limiter
+        self._send, self._receive = trio.open_memory_channel[str](queue_size)
+        self._timer = timer
+        self._running: set[str] = set()
+        self._again: set[str] = set()
+        self.parked = 0
+        self.driven = 0
 
+    def offer(self, guid: str) -> bool:
+        """Hand ``guid`` over if there is room now; False when the queue is full."""
+        try:
+            self._send.send_nowait(guid)
+        except trio.WouldBlock:
+            return False
+        return True
 
-async def run_dispatcher(
-    *,
-    receive: trio.MemoryReceiveChannel[str],
-    drive: Callable[[str], Awaitable[None]],
-    limiter: trio.CapacityLimiter,
-    task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
-) -> None:
-    """Run forever: drive every received GUID, at most ``limiter.total_tokens`` at once."""
-    running: set[str] = set()
-    again: set[str] = set()
+    async def wake(self, guid: str, reason: str) -> None:
+        """Hand ``guid`` over now, or park it as a wake-up due now (the wake timer hands it over)."""
+        if self.offer(guid):
+            return
+        self.parked += 1
+        await self._store.wakeups.wake_now(guid, reason=f"{reason} (waiting for a free actor)")
+        self._timer.set()
 
-    async def run_one(guid: str) -> None:
+    async def send(self, guid: str) -> None:
+        """Hand ``guid`` over, waiting for room (only the wake timer may wait here)."""
+        await self._send.send(guid)
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run forever: drive every received GUID, at most ``limiter.total_tokens`` at once."""
+        async with trio.open_nursery() as nursery:
+            task_status.started()
+            async for guid in self._receive:
+                if guid in self._running:
+                    self._again.add(guid)
+                    continue
+                await self._limiter.acquire_on_behalf_of(guid)
+                self._running.add(guid)
+                nursery.start_soon(self._run_one, guid)
+
+    def statistics(self) -> DispatcherStatistics:
+        """A frozen snapshot."""
+        return DispatcherStatistics(
+            running=len(self._running),
+            queued=self._receive.statistics().current_buffer_used,
+            capacity=int(self._limiter.total_tokens),
+            parked=self.parked,
+            driven=self.driven,
+        )
+
+    async def _run_one(self, guid: str) -> None:
         try:
             while True:
-                again.discard(guid)
+                self._again.discard(guid)
+                self.driven += 1
                 try:
-                    await drive(guid)
-                except Exception:
+                    await self._drive(guid)
+                except Exception:  # the actor handles its own errors; this is a bug, never a dead slot
                     log.exception("asset_actor_crashed", asset_guid=guid)
-                if guid not in again:
+                if guid not in self._again:
                     return
         finally:
-            running.discard(guid)
-            limiter.release_on_behalf_of(guid)
-
-    async with trio.open_nursery() as nursery:
-        task_status.started()
-        async for guid in receive:
-            if guid in running:
-                again.add(guid)
-                continue
-            await limiter.acquire_on_behalf_of(guid)
-            running.add(guid)
-            nursery.start_soon(run_one, guid)
+            self._running.discard(guid)
+            self._limiter.release_on_behalf_of(guid)

@@ -1,38 +1,73 @@
-"""Copying a file into local storage while taking its CRC-32, streamed and verified.
+"""Copying a file from the N-Drive into local storage while taking its CRC-32, streamed and verified.
 
-Both functions block: actors call them through ``trio.to_thread.run_sync`` under the copy capacity
-limiter. Memory use is one chunk, whatever the size of the file. The CRC-32 is the unsigned ``zlib.crc32``
-that ARS compares against (``binascii.crc32`` gives the same value).
+Every function blocks: actors call them through ``trio.to_thread.run_sync`` under the copy capacity limiter.
+Memory use is one chunk, whatever the size of the file. The CRC-32 is the unsigned ``zlib.crc32`` that ARS
+compares against (``binascii.crc32`` gives the same value).
 
-Every ``OSError`` becomes a :class:`~integration.errors.TransientError` naming the path, in
-:func:`_map_os_errors` only.
+The two sides of a copy fail differently, and each ``OSError`` is translated by the side it happened on, in
+one place each:
+
+* the **N-Drive** (the source, :func:`_ndrive_errors`): its mount failing raises
+  :class:`~integration.errors.NdriveUnavailable` (pause the intake lane); a source that vanished or changed
+  raises :class:`CopyMismatch`; anything else :class:`~integration.errors.TransientError`.
+* **local storage** (the destination, and every file :func:`crc32_of` and :func:`local_size` read,
+  :func:`_local_errors`): a full or failing disk raises :class:`~integration.errors.StorageUnavailable` (pause
+  the storage lane); something not ours in the way raises :class:`LocalPathBlocked`; anything else
+  :class:`~integration.errors.TransientError`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import errno
-import io
+import functools
 import os
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import BinaryIO
+from typing import Protocol
 
 import msgspec
 
-from integration.errors import DataError, InfrastructureError, TransientError
+from integration.adapters.ndrive import raise_if_mount_error
+from integration.errors import DataError, StorageUnavailable, TransientError
 
-__all__ = ["DEFAULT_CHUNK_SIZE", "CopyMismatch", "CopyResult", "copy_with_crc", "crc32_of", "local_size"]
+__all__ = [
+    "DEFAULT_CHUNK_SIZE",
+    "CopyMismatch",
+    "CopyResult",
+    "LocalPathBlocked",
+    "check_writable",
+    "copy_with_crc",
+    "crc32_of",
+    "local_size",
+]
 
 #: Bytes read per step: large enough for throughput, small enough to keep memory flat.
 DEFAULT_CHUNK_SIZE = 1 << 20
 
+_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+_DISK_FAILING = frozenset({errno.EIO, errno.EROFS})
+_IN_THE_WAY = frozenset({errno.EEXIST, errno.ENOTDIR, errno.EISDIR})
+
 
 class CopyMismatch(TransientError):
-    """A copy does not match its source: the source changed while being copied, or the bytes written differ.
+    """A copy does not match its source: the source changed or vanished while being copied, or the bytes
+    written differ.
 
-    Nothing is left at the destination. Copy again once the source has settled; ``path`` is the source.
+    Nothing is left at the destination. Copy again once the source has settled; ``path`` is the file concerned.
+    """
+
+    def __init__(self, message: str, *, path: Path, guid: str | None = None) -> None:
+        super().__init__(message, guid=guid)
+        self.path = path
+
+
+class LocalPathBlocked(TransientError):
+    """Something this server did not put there stands where a local copy must go.
+
+    For example ``<storage>/<guid>`` is a regular file where the asset's folder belongs. ``path`` is what is in
+    the way; the message tells the data manager to move it. Retried with back-off until it is gone.
     """
 
     def __init__(self, message: str, *, path: Path, guid: str | None = None) -> None:
@@ -47,60 +82,137 @@ class CopyResult(msgspec.Struct, frozen=True):
     crc32: int
 
 
+class _Source(Protocol):
+    def readinto(self, buffer: bytearray, /) -> int | None: ...
+
+
+class _Target(Protocol):
+    def write(self, data: memoryview, /) -> object: ...
+
+
+class _WritableFile(_Target, Protocol):
+    def flush(self) -> None: ...
+    def fileno(self) -> int: ...
+
+
+#: A context manager factory translating ``OSError`` for one side of a copy.
+_ErrorMap = Callable[[], contextlib.AbstractContextManager[None]]
+
+
 def crc32_of(path: Path, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> CopyResult:
-    """Size and CRC-32 of ``path``, read in chunks; raises :class:`TransientError` when it cannot be read."""
-    with _map_os_errors(path), path.open("rb", buffering=0) as source:
+    """Size and CRC-32 of the local file ``path``, read in chunks.
+
+    Raises :class:`~integration.errors.StorageUnavailable` when the local disk fails (pause the storage lane),
+    :class:`LocalPathBlocked` when something not ours is in the way, and
+    :class:`~integration.errors.TransientError` for any other failure to read it.
+    """
+    with _local_errors(path), path.open("rb", buffering=0) as source:
         return _stream(source, None, chunk_size)
 
 
 def local_size(path: Path) -> int:
-    """The size of a local copy; raises :class:`DataError` when it is gone (someone removed our copy)."""
-    with _map_os_errors(path):
+    """The size of a local copy; raises :class:`DataError` when it is gone (someone removed our copy).
+
+    Other failures raise as :func:`crc32_of` does.
+    """
+    with _local_errors(path):
         try:
             return path.stat().st_size
         except FileNotFoundError as exc:
             raise DataError(f"the local copy {path} is gone; it must be copied from the N-Drive again") from exc
 
 
-def copy_with_crc(src: Path, dst: Path, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> CopyResult:
-    """Copy ``src`` to ``dst`` atomically and return the size and CRC-32 of what was copied.
+def check_writable(root: Path, *, probe_bytes: int = 1 << 20) -> None:
+    """Write, fsync and remove a small file under ``root``: the storage lane's probe.
 
-    The bytes go to ``<dst>.partial`` (parents created), are fsynced and renamed to ``dst``; ``dst`` is then
-    re-read and its size and CRC-32 compared. Raises :class:`CopyMismatch` when ``src`` changed during the copy
-    (size, mtime or identity) or the re-read differs, and :class:`TransientError` on any I/O failure; in both
-    cases neither ``dst`` nor the ``.partial`` file is left behind. ``src`` is only read.
+    Raises :class:`~integration.errors.StorageUnavailable` when the disk is still full or failing (or
+    :class:`~integration.errors.TransientError` for another local problem); returns when a copy could succeed.
+    """
+    probe = root / ".integration-probe"
+    with _local_errors(probe):
+        root.mkdir(parents=True, exist_ok=True)
+        try:
+            with probe.open("wb") as handle:
+                handle.write(b"\0" * probe_bytes)
+                handle.flush()
+                os.fsync(handle.fileno())
+        finally:
+            probe.unlink(missing_ok=True)
+
+
+def copy_with_crc(src: Path, dst: Path, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> CopyResult:
+    """Copy ``src`` (on the N-Drive) to ``dst`` (in local storage) atomically; return its size and CRC-32.
+
+    The bytes go to ``<dst>.partial`` (parents created; a stray one from a crash is replaced), are fsynced and
+    renamed to ``dst``; ``dst`` is then re-read and its size and CRC-32 compared. ``src`` is only read. On any
+    failure nothing this call wrote is left behind. Raises:
+
+    * :class:`CopyMismatch` when ``src`` vanished or changed during the copy (size, mtime, ctime or identity),
+      or the re-read differs: copy again once the source has settled;
+    * :class:`~integration.errors.NdriveUnavailable` when the N-Drive mount fails: pause the intake lane;
+    * :class:`~integration.errors.StorageUnavailable` when local storage is full or failing: pause the storage
+      lane;
+    * :class:`LocalPathBlocked` when something not ours is where the copy must go: the data manager moves it;
+    * :class:`~integration.errors.TransientError` for any other failure of either side: retry with back-off.
     """
     partial = dst.with_name(dst.name + ".partial")
-    with _map_os_errors(dst):
+    with _local_errors(dst.parent):
         dst.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            result = _copy_to_partial(src, partial, chunk_size)
+    replaced = verified = False
+    try:
+        result = _copy_to_partial(src, partial, chunk_size)
+        with _local_errors(dst):
             os.replace(partial, dst)
-        finally:
-            partial.unlink(missing_ok=True)  # nothing to do after a successful rename
-        _fsync_directory(dst.parent)
+            replaced = True
+            _fsync_directory(dst.parent)
         _verify(dst, result, chunk_size)
+        verified = True
+    finally:
+        _discard(partial)
+        if replaced and not verified:
+            _discard(dst)
     return result
 
 
 def _copy_to_partial(src: Path, partial: Path, chunk_size: int) -> CopyResult:
-    """Stream ``src`` into ``partial`` and fsync it; the source must not change meanwhile."""
-    with src.open("rb", buffering=0) as source, partial.open("wb") as target:
+    """Stream ``src`` into a fresh ``partial`` and fsync it; the source must not change meanwhile.
+
+    The source's errors are translated per call (``read_errors``), so whatever ``OSError`` reaches the inner
+    :func:`_local_errors` block comes from the destination.
+    """
+    with _ndrive_errors(src), src.open("rb", buffering=0) as source:
         before = os.fstat(source.fileno())
-        result = _stream(source, target, chunk_size)
-        target.flush()
-        os.fsync(target.fileno())
-    _check_source_unchanged(src, before, result)
+        with _local_errors(partial), _fresh(partial) as target:
+            result = _stream(source, target, chunk_size, read_errors=functools.partial(_ndrive_errors, src))
+            target.flush()
+            os.fsync(target.fileno())
+        _check_source_unchanged(src, before, result)
     return result
 
 
-def _stream(source: io.FileIO, target: BinaryIO | None, chunk_size: int) -> CopyResult:
-    """Read ``source`` to its end in chunks, writing each to ``target`` (if any); return size and CRC-32."""
+def _fresh(partial: Path) -> contextlib.AbstractContextManager[_WritableFile]:
+    """Open a new, empty ``partial``: a stray one (read-only, a hard link or a symlink) is removed first."""
+    partial.unlink(missing_ok=True)
+    return partial.open("xb")
+
+
+def _stream(
+    source: _Source, target: _Target | None, chunk_size: int, *, read_errors: _ErrorMap = contextlib.nullcontext
+) -> CopyResult:
+    """Read ``source`` to its end in chunks, writing each to ``target`` (if any); return size and CRC-32.
+
+    Each read runs inside ``read_errors()``: while copying, the source's failures are translated there, by the
+    N-Drive's rules, before the destination's mapping around the whole loop could see them.
+    """
     buffer = bytearray(chunk_size)
     view = memoryview(buffer)
     size = 0
     crc = 0
-    while count := source.readinto(buffer):
+    while True:
+        with read_errors():
+            count = source.readinto(buffer)
+        if not count:
+            break
         chunk = view[:count]
         crc = zlib.crc32(chunk, crc)
         if target is not None:
@@ -110,10 +222,14 @@ def _stream(source: io.FileIO, target: BinaryIO | None, chunk_size: int) -> Copy
 
 
 def _check_source_unchanged(src: Path, before: os.stat_result, result: CopyResult) -> None:
-    """Raise :class:`CopyMismatch` when ``src`` is no longer the file, size and mtime that was copied."""
+    """Raise :class:`CopyMismatch` when ``src`` is no longer the file, size, mtime and ctime that was copied.
+
+    The ctime catches a rewrite that kept the size and put the mtime back.
+    """
     after = os.stat(src)
-    identity = (before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns)
-    if (after.st_dev, after.st_ino, after.st_size, after.st_mtime_ns) != identity or result.size != before.st_size:
+    identity = (before.st_dev, before.st_ino, before.st_size, before.st_mtime_ns, before.st_ctime_ns)
+    now = (after.st_dev, after.st_ino, after.st_size, after.st_mtime_ns, after.st_ctime_ns)
+    if now != identity or result.size != before.st_size:
         raise CopyMismatch(
             f"{src} changed while it was being copied ({before.st_size} bytes at the start, {result.size} copied, "
             f"{after.st_size} now); copy it again once it has settled",
@@ -122,12 +238,11 @@ def _check_source_unchanged(src: Path, before: os.stat_result, result: CopyResul
 
 
 def _verify(dst: Path, expected: CopyResult, chunk_size: int) -> None:
-    """Re-read ``dst`` (from disk where the OS allows) and compare; remove it and raise on a difference."""
-    with dst.open("rb", buffering=0) as copy:
+    """Re-read ``dst`` (from disk where the OS allows) and compare; raise :class:`CopyMismatch` on a difference."""
+    with _local_errors(dst), dst.open("rb", buffering=0) as copy:
         _drop_cached_pages(copy.fileno())
         actual = _stream(copy, None, chunk_size)
     if actual != expected:
-        dst.unlink(missing_ok=True)
         raise CopyMismatch(
             f"the copy at {dst} reads back as {actual.size} bytes with CRC-32 {actual.crc32:08x}, "
             f"but {expected.size} bytes with CRC-32 {expected.crc32:08x} were written; the copy was removed",
@@ -150,16 +265,79 @@ def _fsync_directory(directory: Path) -> None:
         os.close(fd)
 
 
-_DISK_FULL = frozenset({errno.ENOSPC, errno.EDQUOT})
+def _discard(path: Path) -> None:
+    """Remove our own leftover at ``path`` if there is one; a failure only leaves it for the next copy."""
+    with contextlib.suppress(OSError):
+        path.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager
-def _map_os_errors(path: Path) -> Iterator[None]:
-    """Translate ``OSError``: a full disk pauses the storage lane; anything else is transient."""
+def _ndrive_errors(src: Path) -> Iterator[None]:
+    """Translate ``OSError`` reading the source: mount failure, vanished source, or transient."""
     try:
         yield
     except OSError as exc:
-        where = exc.filename if exc.filename is not None else path
+        where = _where(exc, src)
+        raise_if_mount_error(exc, where)
+        if exc.errno == errno.ENOENT:
+            raise CopyMismatch(
+                f"{src} is gone from the N-Drive (moved or deleted while being imported); it is copied again "
+                "once its session is planned again",
+                path=src,
+            ) from exc
+        raise TransientError(f"the N-Drive file {where} cannot be read: {_why(exc)}") from exc
+
+
+@contextlib.contextmanager
+def _local_errors(path: Path) -> Iterator[None]:
+    """Translate ``OSError`` in local storage: full or failing disk, something in the way, or transient."""
+    try:
+        yield
+    except OSError as exc:
+        where = _where(exc, path)
         if exc.errno in _DISK_FULL:
-            raise InfrastructureError(f"no space left for {where}: {exc.strerror}", lane="storage") from exc
-        raise TransientError(f"file operation failed on {where}: {exc.strerror or exc}") from exc
+            raise StorageUnavailable(
+                f"local storage is full: no space left for {where} ({_why(exc)}); free space on the storage disk, "
+                "the copies resume by themselves",
+                path=str(where),
+            ) from exc
+        if exc.errno in _DISK_FAILING:
+            raise StorageUnavailable(
+                f"local storage at {where} is failing ({_why(exc)}); check the storage disk, the copies resume by "
+                "themselves once it works",
+                path=str(where),
+            ) from exc
+        blocker = _blocker(exc, path) if exc.errno in _IN_THE_WAY else None
+        if blocker is not None:
+            raise LocalPathBlocked(_blocked_message(blocker, path), path=blocker) from exc
+        raise TransientError(f"file operation failed on {where}: {_why(exc)}") from exc
+
+
+def _blocker(exc: OSError, path: Path) -> Path | None:
+    """What stands in the way: a non-folder where a folder must be, or a folder where a file must be."""
+    names = [Path(os.fsdecode(n)) for n in (exc.filename2, exc.filename) if isinstance(n, str | bytes)]
+    for name in [*names, path]:
+        if exc.errno == errno.EISDIR and os.path.isdir(name):
+            return name
+        for candidate in [*reversed(name.parents), name]:
+            if os.path.lexists(candidate) and not os.path.isdir(candidate):
+                return candidate
+    return None
+
+
+def _blocked_message(blocker: Path, path: Path) -> str:
+    kind = "a folder" if os.path.isdir(blocker) else "a file"
+    return (
+        f"{blocker} is in the way of the local copy {path}: it is {kind} this server did not put there. Move it out "
+        "of local storage (or delete it); the copy is tried again by itself"
+    )
+
+
+def _where(exc: OSError, default: Path) -> Path:
+    return Path(os.fsdecode(exc.filename)) if isinstance(exc.filename, str | bytes) else default
+
+
+def _why(exc: OSError) -> str:
+    if exc.strerror:
+        return exc.strerror
+    return os.strerror(exc.errno) if exc.errno else str(exc) or type(exc).__name__

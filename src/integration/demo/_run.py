@@ -24,7 +24,7 @@ from integration.config import Config, load_config
 from integration.demo._specimens import SpecimenSpec, generate_session
 from integration.emulators.ars import EmulatorSettings, InstitutionSettings, serve_ars_emulator
 from integration.log_setup import configure_logging
-from integration.state_machines import AssetState
+from integration.state_machines import DRIVERS, AssetState, Driver
 from integration.status import collect_status, render_status
 
 __all__ = ["DEMO_WORKSTATIONS", "demo_config", "demo_emulator_settings", "run_demo"]
@@ -32,7 +32,10 @@ __all__ = ["DEMO_WORKSTATIONS", "demo_config", "demo_emulator_settings", "run_de
 DEMO_WORKSTATIONS = ("test-workstation", "test-workstation-2")
 _DEMO_SECRET = "demo-secret"  # the emulator's and the daemon's shared secret; lives in a file, not the TOML
 _TIME_LIMIT_S = 900.0
-_DONE_STATES = frozenset({AssetState.SYNCED.value, AssetState.QUARANTINED.value, AssetState.FAILED.value})
+#: At rest for this release: what an asset actor or the sync poller no longer moves on.
+_DONE_STATES = frozenset(
+    s.value for s, driver in DRIVERS.items() if driver in (Driver.HPC, Driver.OPERATOR, Driver.NOBODY)
+)
 
 
 def demo_config(workdir: Path, *, ars_port: int) -> dict[str, object]:
@@ -53,8 +56,8 @@ def demo_config(workdir: Path, *, ars_port: int) -> dict[str, object]:
             "client_secret_file": str(workdir / "ars.secret"),
             "sync_poll_initial_s": 0.5,
             "sync_poll_max_s": 2.0,
-            "probe_interval_s": 1.0,
         },
+        "lanes": {"probe_initial_s": 1.0},
         "concurrency": {"assets": 16, "ars_connections": 8},
         "retry": {"attempts": 5, "initial_s": 0.2, "max_s": 5.0, "jitter_s": 0.2},
         "daemon": {"log_format": "json"},
@@ -66,18 +69,21 @@ def demo_config(workdir: Path, *, ars_port: int) -> dict[str, object]:
     }
 
 
-def _generate(ndrive: Path, assets: int, console: Console) -> int:
+def _generate(ndrive: Path, assets: int, console: Console) -> list[str]:
+    """Write this run's specimens; returns their GUIDs (the demo counts only these, even in a reused workdir)."""
     started = time.perf_counter()
     now = datetime.now(UTC).replace(microsecond=0)
-    made = 0
+    made: list[str] = []
     per_workstation = [assets // 2 + assets % 2, assets // 2]
     for index, (workstation, count) in enumerate(zip(DEMO_WORKSTATIONS, per_workstation, strict=True)):
         if count == 0:
             continue
         spec = SpecimenSpec(workstation=workstation, workstation_index=index)
         session = f"{now:%Y%m%d-%H%M%S}-session-{index + 1}"
-        made += len(generate_session(ndrive, workstation, session, count, spec=spec, seed=index + 1, start=now))
-    console.print(f"generated {made} specimens (TIFF + DNG + JSON) in {time.perf_counter() - started:.1f} s")
+        made += [
+            a.guid for a in generate_session(ndrive, workstation, session, count, spec=spec, seed=index + 1, start=now)
+        ]
+    console.print(f"generated {len(made)} specimens (TIFF + DNG + JSON) in {time.perf_counter() - started:.1f} s")
     return made
 
 
@@ -88,11 +94,11 @@ def run_demo(*, assets: int, workdir: Path | None) -> int:
     root.mkdir(parents=True, exist_ok=True)
     (root / "ars.secret").write_text(_DEMO_SECRET + "\n", encoding="utf-8")
     console.print(f"[bold]DaSSCo integration demo[/bold] in {root}")
-    expected = _generate(root / "ndrive", assets, console)
+    guids = _generate(root / "ndrive", assets, console)
     log_path = root / "daemon.log"
     with log_path.open("a", encoding="utf-8") as log_stream:
         configure_logging(fmt="json", level="info", stream=log_stream)
-        return trio.run(_demo, root, expected, console, log_path)
+        return trio.run(_demo, root, guids, console, log_path)
 
 
 def demo_emulator_settings(data_dir: Path, *, secret: str, sync_tick_s: float = 0.5) -> EmulatorSettings:
@@ -110,7 +116,7 @@ def demo_emulator_settings(data_dir: Path, *, secret: str, sync_tick_s: float = 
     )
 
 
-async def _demo(root: Path, expected: int, console: Console, log_path: Path) -> int:
+async def _demo(root: Path, guids: list[str], console: Console, log_path: Path) -> int:
     settings = demo_emulator_settings(root / "ars", secret=_DEMO_SECRET)
     async with trio.open_nursery() as nursery:
         port: int = await nursery.start(lambda task_status: serve_ars_emulator(settings, task_status=task_status))
@@ -120,21 +126,23 @@ async def _demo(root: Path, expected: int, console: Console, log_path: Path) -> 
         console.print(f"ARS emulator on http://127.0.0.1:{port}; config {config_path}; daemon log {log_path}")
         started = time.perf_counter()
         daemon: Daemon = await nursery.start(
-            lambda task_status: run_daemon(config, secret=config.ars.resolve_secret(), task_status=task_status)
+            lambda task_status: run_daemon(config, secret=config.ars.resolve_secret, task_status=task_status)
         )
-        counts = await _watch_progress(daemon, expected, console)
+        counts = await _watch_progress(daemon, guids, console)
         elapsed = time.perf_counter() - started
         nursery.cancel_scope.cancel()
-    await _show_status(Path(config.storage.database), console)
-    return _summary(root, config, expected, counts, elapsed, console)
+    console.print(render_status(collect_status(config)), highlight=False)
+    return _summary(root, config, len(guids), counts, elapsed, console)
 
 
-async def _watch_progress(daemon: Daemon, expected: int, console: Console) -> dict[str, int]:
+async def _watch_progress(daemon: Daemon, guids: list[str], console: Console) -> dict[str, int]:
+    """Show this run's assets moving (only these: a reused workdir holds older ones) until all are at rest."""
     deadline = trio.current_time() + _TIME_LIMIT_S
+    expected = len(guids)
     counts: dict[str, int] = {}
     with Live(console=console, refresh_per_second=4, transient=True) as live:
         while trio.current_time() < deadline:
-            counts = await daemon.store.counts_by_state()
+            counts = await daemon.store.assets.counts_by_state(guids)
             live.update(_progress_table(counts, expected, daemon))
             done = sum(n for state, n in counts.items() if state in _DONE_STATES)
             if done >= expected and sum(counts.values()) >= expected:
@@ -154,7 +162,7 @@ def _progress_table(counts: dict[str, int], expected: int, daemon: Daemon) -> Ta
     for state in AssetState:
         if counts.get(state.value):
             table.add_row(state.value, str(counts[state.value]))
-    lane = daemon.lane.statistics()
+    lane = daemon.lanes.ars.statistics()
     table.caption = f"ARS lane {'PAUSED: ' + lane.reason if lane.paused else 'open'}"
     return table
 
@@ -177,8 +185,3 @@ def _summary(
         return 0
     console.print(f"[red]demo did not finish: {msgspec.json.encode(counts).decode()}[/red]")
     return 1
-
-
-async def _show_status(database: Path, console: Console) -> None:
-    """Print the same report as ``integration status``."""
-    render_status(await collect_status(database), console)

@@ -1,38 +1,51 @@
 """Pure state machines: transition tables as data, one ``apply`` function, no I/O.
 
-This package imports nothing that does I/O (no trio, httpx, sqlite3, store); tests/test_layers.py enforces it.
+:mod:`._machine` is the core shared by every entity kind (a table, checked once, and its ``apply``);
+:mod:`._asset` is the parent-asset lifecycle and who drives each of its states. This package imports nothing
+that does I/O (no trio, httpx, sqlite3, store); tests/test_layers.py enforces it.
 """
 
 from integration.state_machines._asset import (
     ACTIVE_STATES,
+    ASSET_MACHINE,
     BACKWARD_TRIGGERS,
-    PREVIOUS,
+    DRIVERS,
+    NEEDS_HUMAN_STATES,
+    RETRY_TARGETS,
     TABLE,
     TERMINAL_STATES,
     AssetState,
     AssetTrigger,
-    Outcome,
+    Driver,
     Transition,
     apply,
-    build_machine,
     is_forward,
+    states_driven_by,
 )
 from integration.state_machines._diagram import DIAGRAM_BEGIN, DIAGRAM_END, mermaid_diagram
+from integration.state_machines._machine import PREVIOUS, MachineSpec, Outcome, Row
 
 __all__ = [
     "ACTIVE_STATES",
+    "ASSET_MACHINE",
     "BACKWARD_TRIGGERS",
     "DIAGRAM_BEGIN",
     "DIAGRAM_END",
+    "DRIVERS",
+    "NEEDS_HUMAN_STATES",
     "PREVIOUS",
+    "RETRY_TARGETS",
     "TABLE",
     "TERMINAL_STATES",
     "AssetState",
     "AssetTrigger",
+    "Driver",
+    "MachineSpec",
     "Outcome",
+    "Row",
     "Transition",
     "apply",
-    "build_machine",
     "is_forward",
     "mermaid_diagram",
+    "states_driven_by",
 ]

@@ -1,34 +1,32 @@
-"""The parent-asset lifecycle: states, triggers and the transition table, as data.
+"""The parent-asset lifecycle: states, triggers, the transition table and who drives each state, as data.
 
-The table is the single source of truth. :func:`apply` answers "where does ``trigger`` take an asset in
-``state``?" or raises :class:`~integration.errors.IllegalTransition`; a ``transitions.Machine`` is built
-from the same table (:func:`build_machine`) and is what :func:`apply` consults, so the library and the
-table can never disagree. Only ``store/`` persists the result.
+The table is the single source of truth for where an asset may go; :data:`DRIVERS` is the single source of
+truth for who moves it on from each state (the dispatcher, ``integration status``, the demo and the admin
+REPL read it from there). Only ``store/`` persists a transition.
 """
 
 from __future__ import annotations
 
 import enum
-from functools import cache
 
-import msgspec
-from transitions import Machine
-
-from integration.errors import IllegalTransition
+from integration.state_machines._machine import PREVIOUS, MachineSpec, Outcome, Row
 
 __all__ = [
     "ACTIVE_STATES",
+    "ASSET_MACHINE",
     "BACKWARD_TRIGGERS",
-    "PREVIOUS",
+    "DRIVERS",
+    "NEEDS_HUMAN_STATES",
+    "RETRY_TARGETS",
     "TABLE",
     "TERMINAL_STATES",
     "AssetState",
     "AssetTrigger",
-    "Outcome",
+    "Driver",
     "Transition",
     "apply",
-    "build_machine",
     "is_forward",
+    "states_driven_by",
 ]
 
 
@@ -37,7 +35,7 @@ class AssetState(enum.StrEnum):
 
     DETECTED = "detected"  # files seen in a stable session folder on the N-Drive
     INGESTED = "ingested"  # copied to local storage, CRC-32 verified, metadata recorded
-    CREATED_IN_ARS = "created_in_ars"  # ARS asset exists and its share is open
+    CREATED_IN_ARS = "created_in_ars"  # ARS asset exists (its share open, or opened again before uploading)
     UPLOADED = "uploaded"  # every file is in the ARS share with a matching CRC-32
     SYNCING = "syncing"  # synchronize called; waiting for ARS to persist to ERDA
     SYNCED = "synced"  # ARS reports ERDA_SYNCHRONISED and holds our CRC-32 for every file
@@ -54,8 +52,9 @@ class AssetState(enum.StrEnum):
 class AssetTrigger(enum.StrEnum):
     """Events that move an asset."""
 
+    DETECT = "detect"  # a settled session folder holds the asset's files (creates the asset)
     INGEST = "ingest"  # local copy verified and recorded
-    CREATE = "create"  # ARS confirmed the asset (created, or found by reconciliation)
+    CREATE = "create"  # ARS confirmed the asset (created, or found ours by reconciliation)
     UPLOAD = "upload"  # the last file's upload was confirmed
     START_SYNC = "start_sync"  # ARS accepted synchronize
     CONFIRM_SYNC = "confirm_sync"  # ARS says synchronised and the CRC-32s match
@@ -70,7 +69,47 @@ class AssetTrigger(enum.StrEnum):
     FAIL = "fail"  # retries exhausted
     PAUSE = "pause"  # the lane this asset needs is down
     RESUME = "resume"  # the lane is back: return to the state recorded at pause time
-    RETRY = "retry"  # operator: try a failed/quarantined asset again from ingested (needs a reason)
+    REDELIVER = "redeliver"  # the digitiser delivered corrected files again: start over from them
+    RETRY = "retry"  # operator; ARS does not have it: create it again from the local copy
+    RETRY_UPLOAD = "retry_upload"  # operator; ARS has the asset but not all our bytes: upload them
+    RETRY_SYNC = "retry_sync"  # operator; ARS has all our bytes, not (yet) in ERDA: synchronize
+    RETRY_POLL = "retry_poll"  # operator; ARS is synchronising it: wait for ERDA
+    RETRY_SYNCED = "retry_synced"  # operator; ARS holds every file SYNCHRONIZED with our CRC-32
+
+
+class Driver(enum.StrEnum):
+    """Who moves an asset on from a state."""
+
+    WATCHER = "ndrive-watcher"  # the N-Drive watcher, while importing
+    ASSET_ACTOR = "asset-actor"  # an asset actor, started by the dispatcher
+    SYNC_POLLER = "sync-poller"  # the sync poller, when the asset's poll is due
+    HPC = "hpc"  # processing (the next issues); nothing moves it yet
+    OPERATOR = "operator"  # a human: `integration retry`, or a corrected re-delivery
+    NOBODY = "nobody"  # terminal
+
+
+#: Who drives each state. Every state has exactly one driver.
+DRIVERS: dict[AssetState, Driver] = {
+    AssetState.DETECTED: Driver.WATCHER,
+    AssetState.INGESTED: Driver.ASSET_ACTOR,
+    AssetState.CREATED_IN_ARS: Driver.ASSET_ACTOR,
+    AssetState.UPLOADED: Driver.ASSET_ACTOR,
+    AssetState.PAUSED: Driver.ASSET_ACTOR,
+    AssetState.SYNCING: Driver.SYNC_POLLER,
+    AssetState.SYNCED: Driver.HPC,
+    AssetState.SHARE_OPEN: Driver.HPC,
+    AssetState.ON_HPC: Driver.HPC,
+    AssetState.PROCESSING: Driver.HPC,
+    AssetState.PROCESSED: Driver.HPC,
+    AssetState.FINALIZED: Driver.NOBODY,
+    AssetState.QUARANTINED: Driver.OPERATOR,
+    AssetState.FAILED: Driver.OPERATOR,
+}
+
+
+def states_driven_by(driver: Driver) -> frozenset[AssetState]:
+    """The states ``driver`` moves assets out of."""
+    return frozenset(state for state, who in DRIVERS.items() if who is driver)
 
 
 ACTIVE_STATES: frozenset[AssetState] = frozenset(
@@ -89,12 +128,22 @@ ACTIVE_STATES: frozenset[AssetState] = frozenset(
 )
 #: States no trigger leaves.
 TERMINAL_STATES: frozenset[AssetState] = frozenset({AssetState.FINALIZED})
+#: States that wait for a human (shown by `integration status`, left by `integration retry`).
+NEEDS_HUMAN_STATES: frozenset[AssetState] = states_driven_by(Driver.OPERATOR)
 #: Triggers that may move an asset back along the happy path; each needs a reason.
 BACKWARD_TRIGGERS: frozenset[AssetTrigger] = frozenset(
-    {AssetTrigger.RESYNC, AssetTrigger.REUPLOAD, AssetTrigger.RESUME, AssetTrigger.RETRY}
+    {
+        AssetTrigger.RESYNC,
+        AssetTrigger.REUPLOAD,
+        AssetTrigger.RESUME,
+        AssetTrigger.REDELIVER,
+        AssetTrigger.RETRY,
+        AssetTrigger.RETRY_UPLOAD,
+        AssetTrigger.RETRY_SYNC,
+        AssetTrigger.RETRY_POLL,
+        AssetTrigger.RETRY_SYNCED,
+    }
 )
-#: Pseudo-target of RESUME: the state recorded when the asset was paused.
-PREVIOUS = "previous"
 
 _HAPPY_PATH: tuple[AssetState, ...] = (
     AssetState.DETECTED,
@@ -111,23 +160,17 @@ _HAPPY_PATH: tuple[AssetState, ...] = (
 )
 _RANK: dict[AssetState, int] = {state: rank for rank, state in enumerate(_HAPPY_PATH)}
 
-
-class Transition(msgspec.Struct, frozen=True):
-    """One row of the table: ``trigger`` moves an asset from any of ``sources`` to ``dest``."""
-
-    trigger: AssetTrigger
-    sources: tuple[AssetState, ...]
-    dest: AssetState | str  # a state, or PREVIOUS for RESUME
-    doc: str
-
+Transition = Row[AssetState, AssetTrigger]
 
 _A = AssetState
 _T = AssetTrigger
 _NOT_SYNCED = (_A.DETECTED, _A.INGESTED, _A.CREATED_IN_ARS, _A.UPLOADED, _A.SYNCING)
+_HUMAN = (_A.FAILED, _A.QUARANTINED)
 
 TABLE: tuple[Transition, ...] = (
+    Transition(_T.DETECT, (), _A.DETECTED, "files found in a settled session folder"),
     Transition(_T.INGEST, (_A.DETECTED,), _A.INGESTED, "copied to local storage and recorded"),
-    Transition(_T.CREATE, (_A.INGESTED,), _A.CREATED_IN_ARS, "ARS asset created (or found)"),
+    Transition(_T.CREATE, (_A.INGESTED,), _A.CREATED_IN_ARS, "ARS asset created (or ours found)"),
     Transition(_T.UPLOAD, (_A.CREATED_IN_ARS,), _A.UPLOADED, "all files uploaded, CRC-32 accepted"),
     Transition(_T.START_SYNC, (_A.UPLOADED,), _A.SYNCING, "synchronize accepted by ARS"),
     Transition(_T.CONFIRM_SYNC, (_A.SYNCING,), _A.SYNCED, "ERDA synchronised, CRC-32 verified"),
@@ -142,15 +185,33 @@ TABLE: tuple[Transition, ...] = (
     Transition(_T.FAIL, (*sorted(ACTIVE_STATES), _A.PAUSED), _A.FAILED, "retries exhausted, explained"),
     Transition(_T.PAUSE, tuple(sorted(ACTIVE_STATES)), _A.PAUSED, "a lane it needs is down"),
     Transition(_T.RESUME, (_A.PAUSED,), PREVIOUS, "the lane is back"),
-    Transition(_T.RETRY, (_A.FAILED, _A.QUARANTINED), _A.INGESTED, "operator retries from the local copy"),
+    Transition(_T.REDELIVER, _HUMAN, _A.INGESTED, "corrected files delivered again replace the old ones"),
+    Transition(_T.RETRY, _HUMAN, _A.INGESTED, "operator: ARS does not have it, create it from the local copy"),
+    Transition(_T.RETRY_UPLOAD, _HUMAN, _A.CREATED_IN_ARS, "operator: ARS has it, upload what it lacks"),
+    Transition(_T.RETRY_SYNC, _HUMAN, _A.UPLOADED, "operator: ARS has every file, synchronize"),
+    Transition(_T.RETRY_POLL, _HUMAN, _A.SYNCING, "operator: ARS is synchronising, wait for ERDA"),
+    Transition(_T.RETRY_SYNCED, _HUMAN, _A.SYNCED, "operator: ARS holds every file in ERDA with our CRC-32"),
 )
 
+#: Where an operator's retry can take an asset, after reconciling with ARS: state -> trigger.
+RETRY_TARGETS: dict[AssetState, AssetTrigger] = {
+    AssetState.INGESTED: AssetTrigger.RETRY,
+    AssetState.CREATED_IN_ARS: AssetTrigger.RETRY_UPLOAD,
+    AssetState.UPLOADED: AssetTrigger.RETRY_SYNC,
+    AssetState.SYNCING: AssetTrigger.RETRY_POLL,
+    AssetState.SYNCED: AssetTrigger.RETRY_SYNCED,
+}
 
-class Outcome(msgspec.Struct, frozen=True):
-    """The result of :func:`apply`: the new state and the state to return to on RESUME (for PAUSE)."""
-
-    state: AssetState
-    resume_state: AssetState | None = None
+ASSET_MACHINE: MachineSpec[AssetState, AssetTrigger] = MachineSpec(
+    kind="asset",
+    states=AssetState,
+    triggers=AssetTrigger,
+    rows=TABLE,
+    backward=BACKWARD_TRIGGERS,
+    terminal=TERMINAL_STATES,
+    pause=AssetTrigger.PAUSE,
+    resumable=ACTIVE_STATES,
+)
 
 
 def is_forward(source: AssetState, dest: AssetState) -> bool:
@@ -160,54 +221,13 @@ def is_forward(source: AssetState, dest: AssetState) -> bool:
     return _RANK[dest] >= _RANK[source]
 
 
-@cache
-def build_machine() -> Machine:
-    """A ``transitions.Machine`` with every state and row of :data:`TABLE` (no automatic transitions)."""
-    machine = Machine(
-        model=None,
-        states=[state.value for state in AssetState],
-        initial=AssetState.DETECTED.value,
-        auto_transitions=False,
-    )
-    for row in TABLE:
-        dest = AssetState.PAUSED.value if row.dest == PREVIOUS else str(row.dest)
-        machine.add_transition(row.trigger.value, [s.value for s in row.sources], dest)
-    return machine
-
-
-@cache
-def _lookup() -> dict[tuple[AssetState, AssetTrigger], AssetState | str]:
-    machine = build_machine()
-    dest_of = {row.trigger: row.dest for row in TABLE}
-    lookup: dict[tuple[AssetState, AssetTrigger], AssetState | str] = {}
-    for trigger in AssetTrigger:
-        for state in AssetState:
-            if machine.get_transitions(trigger=trigger.value, source=state.value):
-                lookup[(state, trigger)] = dest_of[trigger]
-    return lookup
-
-
 def apply(
-    state: AssetState,
+    state: AssetState | None,
     trigger: AssetTrigger,
     *,
     reason: str = "",
     resume_state: AssetState | None = None,
     guid: str | None = None,
-) -> Outcome:
-    """Where ``trigger`` takes an asset in ``state``.
-
-    Raises :class:`IllegalTransition` when the table has no such row, when a backward trigger comes without a
-    ``reason``, or when RESUME lacks the ``resume_state`` recorded at pause time.
-    """
-    dest = _lookup().get((state, trigger))
-    if dest is None:
-        raise IllegalTransition(state.value, trigger.value, guid=guid)
-    if trigger in BACKWARD_TRIGGERS and not reason.strip():
-        raise IllegalTransition(state.value, f"{trigger.value} (without a reason)", guid=guid)
-    if dest == PREVIOUS:
-        if resume_state is None or resume_state not in ACTIVE_STATES:
-            raise IllegalTransition(state.value, f"{trigger.value} (no state to resume to)", guid=guid)
-        return Outcome(resume_state)
-    new_state = AssetState(dest)
-    return Outcome(new_state, resume_state=state if new_state is AssetState.PAUSED else None)
+) -> Outcome[AssetState]:
+    """Where ``trigger`` takes an asset in ``state`` (see :meth:`MachineSpec.apply`)."""
+    return ASSET_MACHINE.apply(state, trigger, reason=reason, resume_state=resume_state, entity=guid)

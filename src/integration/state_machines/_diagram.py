@@ -1,8 +1,12 @@
-"""Render the transition table as a Mermaid state diagram (docs/state-machine.md embeds it)."""
+"""Render a transition table as a Mermaid state diagram (docs/state-machine.md embeds the asset's)."""
 
 from __future__ import annotations
 
-from integration.state_machines._asset import PREVIOUS, TABLE, AssetState
+import enum
+from typing import Any
+
+from integration.state_machines._asset import ASSET_MACHINE
+from integration.state_machines._machine import PREVIOUS, MachineSpec
 
 __all__ = ["DIAGRAM_BEGIN", "DIAGRAM_END", "mermaid_diagram"]
 
@@ -10,15 +14,20 @@ DIAGRAM_BEGIN = "<!-- BEGIN GENERATED DIAGRAM: integration.state_machines.mermai
 DIAGRAM_END = "<!-- END GENERATED DIAGRAM -->"
 
 
-def mermaid_diagram() -> str:
-    """The Mermaid ``stateDiagram-v2`` source of the parent-asset machine, one edge per (source, trigger)."""
-    lines = ["```mermaid", "stateDiagram-v2", f"    [*] --> {AssetState.DETECTED.value}"]
-    for row in TABLE:
+def mermaid_diagram(spec: MachineSpec[Any, Any] = ASSET_MACHINE) -> str:
+    """The Mermaid ``stateDiagram-v2`` source of ``spec``, one edge per (source, trigger)."""
+    lines = ["```mermaid", "stateDiagram-v2"]
+    for row in spec.rows:
+        if not row.sources:
+            lines.append(f"    [*] --> {_name(row.dest)}: {row.trigger.value}")
         for source in row.sources:
-            if row.dest == PREVIOUS:
-                lines.append(f"    {source.value} --> previous_state: {row.trigger.value}")
-            else:
-                lines.append(f"    {source.value} --> {row.dest}: {row.trigger.value}")
-    lines.append(f"    {AssetState.FINALIZED.value} --> [*]")
+            target = "previous_state" if row.dest == PREVIOUS else _name(row.dest)
+            lines.append(f"    {source.value} --> {target}: {row.trigger.value}")
+    for state in sorted(spec.terminal):
+        lines.append(f"    {state.value} --> [*]")
     lines.append("```")
     return "\n".join(lines)
+
+
+def _name(dest: enum.StrEnum | str) -> str:
+    return dest.value if isinstance(dest, enum.StrEnum) else str(dest)

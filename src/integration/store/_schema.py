@@ -95,6 +95,91 @@ MIGRATIONS: tuple[str, ...] = (
         since  REAL NOT NULL
     );
     """,
+    # 2: one machine core for assets, jobs and child assets (docs/architecture.md, "The store").
+    #    Events keyed by (entity kind, id) with a kind of event; intents and wake-ups in their own tables;
+    #    intake sessions remember the target of their rename; rejections get a lifecycle; lanes and group
+    #    holds with their probe cycles; admin requests; actor heartbeats.
+    """
+    ALTER TABLE events RENAME COLUMN guid TO entity_id;
+    ALTER TABLE events ADD COLUMN entity_kind TEXT NOT NULL DEFAULT 'asset';
+    ALTER TABLE events ADD COLUMN kind TEXT NOT NULL DEFAULT 'transition';
+    DROP INDEX events_by_guid;
+    CREATE INDEX events_by_entity ON events(entity_kind, entity_id, id);
+
+    CREATE TABLE intents (
+        entity_kind TEXT NOT NULL,
+        entity_id   TEXT NOT NULL,
+        operation   TEXT NOT NULL,
+        key         TEXT NOT NULL UNIQUE,
+        detail      TEXT NOT NULL DEFAULT '',
+        started_at  REAL NOT NULL,
+        PRIMARY KEY (entity_kind, entity_id, operation)
+    );
+    INSERT INTO intents (entity_kind, entity_id, operation, key, detail, started_at)
+        SELECT 'asset', guid, intent, 'asset:' || guid || ':' || intent || ':migrated', '', updated_at
+        FROM assets WHERE intent IS NOT NULL;
+
+    CREATE TABLE wakeups (
+        entity_kind TEXT NOT NULL,
+        entity_id   TEXT NOT NULL,
+        kind        TEXT NOT NULL,
+        due         REAL,
+        lane        TEXT,
+        reason      TEXT NOT NULL DEFAULT '',
+        PRIMARY KEY (entity_kind, entity_id)
+    );
+    CREATE INDEX wakeups_due ON wakeups(kind, due) WHERE due IS NOT NULL;
+    CREATE INDEX wakeups_by_lane ON wakeups(lane) WHERE lane IS NOT NULL;
+    INSERT INTO wakeups (entity_kind, entity_id, kind, due, reason)
+        SELECT 'asset', guid, CASE state WHEN 'syncing' THEN 'sync_poll' ELSE 'dispatch' END, next_wake, 'migrated'
+        FROM assets WHERE next_wake IS NOT NULL;
+
+    DROP INDEX assets_by_wake;
+    ALTER TABLE assets DROP COLUMN next_wake;
+    ALTER TABLE assets DROP COLUMN intent;
+    ALTER TABLE assets ADD COLUMN crc_mismatches INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE assets ADD COLUMN in_ars INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE assets ADD COLUMN waiting_since REAL;
+    UPDATE assets SET in_ars = 1 WHERE state NOT IN ('detected', 'ingested');
+    CREATE INDEX assets_by_session ON assets(session);
+
+    ALTER TABLE sessions ADD COLUMN imported_path TEXT;
+    ALTER TABLE sessions ADD COLUMN problem TEXT NOT NULL DEFAULT '';
+
+    ALTER TABLE rejections ADD COLUMN kind TEXT NOT NULL DEFAULT 'intake';
+    ALTER TABLE rejections ADD COLUMN status TEXT NOT NULL DEFAULT 'open';
+    ALTER TABLE rejections ADD COLUMN closed_at REAL;
+    ALTER TABLE rejections ADD COLUMN closed_reason TEXT NOT NULL DEFAULT '';
+    CREATE INDEX rejections_open ON rejections(status, id);
+    CREATE INDEX rejections_by_guid ON rejections(guid) WHERE guid IS NOT NULL;
+
+    ALTER TABLE lanes ADD COLUMN kind TEXT NOT NULL DEFAULT 'lane';
+    ALTER TABLE lanes ADD COLUMN probe TEXT NOT NULL DEFAULT 'health';
+    ALTER TABLE lanes ADD COLUMN cycles INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE lanes ADD COLUMN next_probe REAL;
+
+    CREATE TABLE requests (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind         TEXT NOT NULL,
+        body         TEXT NOT NULL,
+        requested_by TEXT NOT NULL,
+        created_at   REAL NOT NULL,
+        status       TEXT NOT NULL DEFAULT 'pending',
+        result       TEXT NOT NULL DEFAULT '',
+        done_at      REAL
+    );
+    CREATE INDEX requests_pending ON requests(id) WHERE status = 'pending';
+
+    CREATE TABLE actors (
+        name          TEXT PRIMARY KEY,
+        pid           INTEGER NOT NULL,
+        started_at    REAL NOT NULL,
+        beat_at       REAL NOT NULL,
+        restarts      INTEGER NOT NULL DEFAULT 0,
+        last_error    TEXT NOT NULL DEFAULT '',
+        last_error_at REAL
+    );
+    """,
 )
 
 

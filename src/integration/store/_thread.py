@@ -5,6 +5,10 @@ The thread takes whatever calls are waiting (up to ``max_batch``) and runs them 
 small writes cost one fsync: that is how the store sustains thousands of transitions per second while each
 caller still sees its own call succeed or fail on its own (a failing call rolls back only its savepoint).
 Results are handed back to trio with one ``run_sync_soon`` per call, never by blocking the event loop.
+
+Commits are durable when a call returns (``synchronous=FULL``, the default): the daemon renames folders on the
+N-Drive and calls ARS right after recording that it will, and a power cut must not be able to keep the effect
+while losing the record (docs/architecture.md, "Durability"; the cost is in docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -40,9 +44,12 @@ class _Call(Generic[T]):
 class DatabaseThread:
     """Owns one sqlite3 connection on a dedicated thread; :meth:`call` runs a function there."""
 
-    def __init__(self, path: Path, *, max_batch: int = 512) -> None:
+    def __init__(self, path: Path, *, max_batch: int = 512, synchronous: str = "FULL") -> None:
+        if synchronous not in ("FULL", "NORMAL", "EXTRA"):
+            raise ValueError(f"synchronous must be FULL, NORMAL or EXTRA, not {synchronous!r}")
         self._path = path
         self._max_batch = max_batch
+        self._synchronous = synchronous
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._ready = threading.Event()
         self._startup_error: BaseException | None = None
@@ -82,7 +89,7 @@ class DatabaseThread:
         try:
             connection = sqlite3.connect(self._path, isolation_level=None, check_same_thread=True)
             connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
+            connection.execute(f"PRAGMA synchronous={self._synchronous}")
             connection.execute("PRAGMA foreign_keys=ON")
             connection.execute("PRAGMA busy_timeout=5000")
         except BaseException as exc:  # reported to start(), which re-raises it

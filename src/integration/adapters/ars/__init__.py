@@ -2,18 +2,25 @@
 
 Everything above ``adapters/`` sees only these names and the :mod:`integration.errors` classes; httpx and
 its exceptions stay inside. Tests inject ``httpx.MockTransport`` (or the emulator via ``ASGITransport``).
+What each ARS answer means (site, group or asset) is one table; :func:`describe_classification` prints it.
 """
 
 from integration.adapters.ars._body import build_create_body
+from integration.adapters.ars._classify import describe as describe_classification
 from integration.adapters.ars._client import ArsClient, open_ars_client
-from integration.adapters.ars._models import ArsFile, ArsStatistics, AssetStatus, CreatedAsset
+from integration.adapters.ars._models import ArsAsset, ArsFile, ArsStatistics, AssetStatus, CreatedAsset, ShareInfo
+from integration.adapters.ars._token import SecretProvider
 
 __all__ = [
+    "ArsAsset",
     "ArsClient",
     "ArsFile",
     "ArsStatistics",
     "AssetStatus",
     "CreatedAsset",
+    "SecretProvider",
+    "ShareInfo",
     "build_create_body",
+    "describe_classification",
     "open_ars_client",
 ]

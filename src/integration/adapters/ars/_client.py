@@ -2,47 +2,79 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import replace
 from pathlib import Path
-from typing import Any, BinaryIO
-from urllib.parse import quote
+from typing import Any
 
 import httpx
 import structlog
 import trio
 
 from integration import __version__
-from integration.adapters.ars._errors import _map_httpx_errors, read_reply
-from integration.adapters.ars._models import ArsFile, ArsStatistics, AssetStatus, CreatedAsset, Reply
+from integration.adapters.ars import _shares
+from integration.adapters.ars._models import (
+    ArsAsset,
+    ArsFile,
+    ArsStatistics,
+    AssetStatus,
+    AssetWire,
+    CreatedAsset,
+    Reply,
+    ShareInfo,
+)
 from integration.adapters.ars._pool import ShardedTransport
 from integration.adapters.ars._session import Outgoing, Session
+from integration.adapters.ars._shares import segment
+from integration.adapters.ars._token import SecretProvider, claimed_username
+from integration.adapters.ars._upload import upload_once
 from integration.config import ArsConfig, RetryConfig
 from integration.domain import size_mb
-from integration.errors import ArsConflict, ArsCrcMismatch, DataError, IntegrationError, MetadataError
+from integration.errors import ArsConflict, IntegrationError, MetadataError
 
 __all__ = ["ArsClient", "open_ars_client"]
 
 log = structlog.get_logger()
 
-CHUNK_BYTES = 1024 * 1024  # upload bodies are streamed from disk in pieces of this size
 _DEFAULT_POOL = 16  # connections when no limiter says otherwise
+#: A GUID no real asset has: ``check`` lists its files to prove the file proxy answers.
+_CHECK_GUID = "integration-check-no-such-asset"
 
 
 class ArsClient:
     """ARS (asset service + file proxy) over an injected ``httpx.AsyncClient``.
 
     Every call is bounded by ``ars.request_timeout_s`` (uploads: ``ars.upload_timeout_s``) and retried with
-    back-off on transient failures. What the errors mean for the caller:
+    back-off on transient failures. What the errors mean for the caller (one table, ``_classify.RULES``,
+    decides which answer is which, printed by ``describe_classification()``; its question is "would the next
+    asset get the same answer?"):
 
-    * ``ArsUnavailable``: ARS or Keycloak stayed unreachable for ``retry.attempts`` tries: pause the ARS lane.
-    * ``ArsDiskFull``: ARS has no room for the allocation: pause the lane, do not fail the asset.
-    * ``ArsConflict``: the asset already exists / is being created: reconcile with ``get_status``.
-    * ``ArsCrcMismatch``: ARS received other bytes than we hashed; nothing was stored.
-    * ``ArsRejected``: ARS refused the request (4xx) or Keycloak refused the credentials: a human must look.
+    Site: pause the ARS lane with the error's ``reason`` (a human can act on it); retrying the asset cannot help.
+
+    * ``ArsUnavailable``: ARS or Keycloak stayed unreachable (5xx, 429, timeouts, refused connections) for
+      ``retry.attempts`` tries.
+    * ``ArsCredentialsRefused``: Keycloak refused the client id/secret, the secret cannot be read, or ARS
+      refused a token Keycloak just issued. ``restart_needed`` when the secret is not re-read (environment).
+    * ``ArsForbidden``: ARS refuses this client a role or right every asset needs (a bare 403, "FORBIDDEN").
+    * ``ArsRouteNotFound``: 404 (or a redirect) on a path every ARS has: ``ars.base_url``/``ars.token_url`` wrong.
+    * ``ArsDiskFull``: the share disk has (almost) no room: parked assets probe it with their own retry.
+
+    Group: ``GroupHeld`` (a workstation out of service, an unknown collection, institution, pipeline or file
+    format): hold the assets of ``group_kind`` (value ``group_value``, or the asset's own when ``None``).
+
+    Asset:
+
+    * ``AssetWaits``: this asset must wait ``retry_after_s`` (a de-dup window, a sync in progress, too big for
+      the free space); the wait does not count against its retries.
+    * ``ArsCrcMismatch``: ARS received other bytes than we hashed; nothing was stored: upload again after a
+      back-off, quarantine only when it persists.
+    * ``ArsConflict``: ``kind`` ``exists`` / ``being_processed`` / ``checked_out``: reconcile with
+      ``get_status``, never create twice.
+    * ``ArsRejected``: ARS refused this asset's own data: quarantine with the message.
     * ``DataError`` (upload only): the local copy is missing or no longer has the recorded size.
+
+    ``ConfigError``: a URL httpx cannot use at all; ``ValueError``: a caller's mistake (a non-positive
+    allocation, a body naming another GUID), raised before anything is sent.
     """
 
     def __init__(
@@ -50,16 +82,56 @@ class ArsClient:
         http: httpx.AsyncClient,
         *,
         config: ArsConfig,
-        secret: str,
+        secret: str | SecretProvider,
         retry: RetryConfig,
         limiter: trio.CapacityLimiter | None = None,
     ) -> None:
         base = config.base_url.rstrip("/")
+        self._client_id = config.client_id
         self._health = f"{base}/ars/actuator/health"
         self._ars = f"{base}/ars/api/v1"
         self._fp = f"{base}/file_proxy/api"  # never httpInfo.hostname: that is deployment-internal
         self._upload_timeout_s = config.upload_timeout_s
         self._session = Session(http, config=config, secret=secret, retry=retry, limiter=limiter)
+
+    # --- start-up and identity -------------------------------------------------------------------------------
+
+    async def check(self) -> None:
+        """Prove that this configuration works: a FRESH token (the secret re-read), ARS and the file proxy.
+
+        Asks Keycloak for a new token, ``GET {ars}/v1/institutions`` (a JSON list) and the file list of a GUID
+        that cannot exist (200 and a JSON list). Used at start-up and to probe a paused ARS lane. Raises
+        ``ArsCredentialsRefused``, ``ArsRouteNotFound``, ``ArsForbidden`` or (after the retries)
+        ``ArsUnavailable``, each with a reason a human can act on; returns when everything answered.
+        """
+        await self._session.call("token", None, lambda _: self._session.tokens.fresh())
+        institutions = Outgoing(method="GET", url=f"{self._ars}/institutions", operation="list_institutions")
+        await self._session.fetch(institutions, list[Any])
+        files = Outgoing(method="GET", url=f"{self._fp}/assets/{segment(_CHECK_GUID)}/files", operation="list_files")
+        await self._session.fetch(files, list[Any])
+
+    async def username(self) -> str:
+        """The user ARS records for this client ("the creating user"): the token's ``preferred_username``.
+
+        Falls back to ``service-account-<client_id>`` (Keycloak's name for a client-credentials account) when
+        the token is not a JWT. Raises what getting a token raises (``ArsCredentialsRefused``,
+        ``ArsRouteNotFound``, ``ArsUnavailable``).
+        """
+        token = await self._session.call("username", None, lambda _: self._session.tokens.get())
+        return claimed_username(token) or f"service-account-{self._client_id}"
+
+    async def probe(self) -> bool:
+        """True when a token can be had and ARS's health endpoint answers 2xx; one try, never raises.
+
+        Kept for diagnostics; the daemon uses :meth:`check`, which says *why* ARS cannot be used.
+        """
+        try:
+            response = await self._session.send(Outgoing(method="GET", url=self._health, operation="probe"))
+        except IntegrationError:
+            return False
+        return response.is_success
+
+    # --- asset records ---------------------------------------------------------------------------------------
 
     async def create_asset(self, body: dict[str, Any], *, allocation_mb: int) -> CreatedAsset:
         """Register the asset and open its share of ``allocation_mb`` MB.
@@ -67,73 +139,71 @@ class ArsClient:
         Creation is not idempotent in ARS, so a transient failure is never blindly retried: before posting
         again the status is asked, and an asset that now exists in ``METADATA_RECEIVED`` is taken as created
         by the lost attempt (``share_path`` then ``None``). One that exists in any other state raises
-        ``ArsConflict``, as do ARS's "already exists" and "already being processed".
+        ``ArsConflict(kind="exists")``, as does ARS's 400 "already exists"; its 403 "already being processed"
+        raises ``ArsConflict(kind="being_processed")`` (wait out ARS's de-dup window, then ask the status).
+        DISK_FULL raises ``ArsDiskFull`` or ``AssetWaits``; an unknown workstation, collection, ... ``GroupHeld``.
         """
         guid = str(body.get("asset_guid") or "")
         if not guid:
             raise MetadataError("the create body has no asset_guid")
         if allocation_mb <= 0:
             raise ValueError(f"allocation_mb must be > 0, got {allocation_mb} (ARS refuses 0, breaks on < 0)")
+        institution, collection = body.get("institution"), body.get("collection")
+        outgoing = Outgoing(
+            method="POST",
+            url=f"{self._ars}/assetmetadata",
+            operation="create_asset",
+            guid=guid,
+            params={"allocation_mb": allocation_mb},
+            json=body,
+            target=f"{institution}/{collection}",
+            requested_mb=allocation_mb,
+        )
 
         async def attempt(number: int) -> CreatedAsset:
             if number > 1:
                 existing = await self._status_once(guid)
                 if existing is not None:
                     return _settle_lost_create(existing)
-            return await self._post_asset(body, guid, allocation_mb)
+            reply = self._session.decode(await self._session.send(outgoing), Reply, outgoing)
+            info = reply.share
+            allocated = info.allocated_mb if info and info.allocated_mb is not None else allocation_mb
+            return CreatedAsset(guid=guid, share_path=info.path if info else None, allocated_mb=allocated)
 
         return await self._session.call("create_asset", guid, attempt)
 
     async def get_status(self, guid: str) -> AssetStatus | None:
-        """The asset's ARS status, or ``None`` when ARS does not know the GUID."""
+        """The asset's ARS status, or ``None`` when ARS does not know the GUID (404 with an empty body).
+
+        A 404 with any other body (a proxy's page) raises ``ArsRouteNotFound``: ``ars.base_url`` is wrong.
+        """
         return await self._session.call("get_status", guid, lambda _: self._status_once(guid))
 
-    async def get_asset(self, guid: str) -> dict[str, Any] | None:
-        """The full asset record as ARS holds it, or ``None`` when ARS does not know the GUID (204)."""
+    async def get_asset(self, guid: str) -> ArsAsset | None:
+        """The asset record as ARS holds it (what the integration reads of it), or ``None`` (204: unknown GUID).
 
-        async def attempt(_: int) -> dict[str, Any] | None:
-            url = f"{self._ars}/assetmetadata/{_segment(guid)}"
-            response = await self._session.send(Outgoing(method="GET", url=url, operation="get_asset", guid=guid))
-            if response.status_code == 204:
-                return None
-            return self._session.decode(response, dict[str, Any], operation="get_asset", guid=guid)
-
-        return await self._session.call("get_asset", guid, attempt)
-
-    async def upload_file(
-        self, *, institution: str, collection: str, guid: str, name: str, path: Path, crc32: int, size: int
-    ) -> None:
-        """PUT the local file ``path`` as ``name`` into the asset's open share, streamed from disk.
-
-        Safe to retry (the same name overwrites). "There is no writeable directory" (no open share) raises
-        ``ArsRejected``: the caller reconciles with ``get_status``.
+        ``created_by`` says which user created it: compare with :meth:`username` to tell our own asset from
+        someone else's. Raises the site errors, or ``ArsRejected`` when ARS refuses to show it (data rights).
         """
-        segments = "/".join(_segment(part) for part in (institution, collection, guid, name))
-        outgoing = Outgoing(
-            method="PUT",
-            url=f"{self._fp}/assetfiles/{segments}",
-            operation="upload_file",
-            guid=guid,
-            params={"crc": crc32, "file_size_mb": size_mb(size)},
-            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
-            timeout_s=self._upload_timeout_s,
+        url = f"{self._ars}/assetmetadata/{segment(guid)}"
+        wire = await self._session.fetch_optional(
+            Outgoing(method="GET", url=url, operation="get_asset", guid=guid), AssetWire
         )
-        await self._session.call("upload_file", guid, lambda _: self._upload_once(outgoing, path, size, crc32))
+        return wire.typed() if wire is not None else None
 
-    async def synchronize(self, guid: str, *, workstation: str, pipeline: str) -> None:
-        """Close the share for uploads and queue the ERDA sync (then poll ``get_status``)."""
-        outgoing = Outgoing(
-            method="POST",
-            url=f"{self._fp}/shares/assets/{_segment(guid)}/synchronize",
-            operation="synchronize",
-            guid=guid,
-            params={"workstation": workstation, "pipeline": pipeline},
-        )
+    async def update_asset(self, guid: str, body: dict[str, Any]) -> None:
+        """Replace the asset's metadata with ``body`` (``PUT``: a FULL record, absent fields are cleared, §3.1.2).
 
-        async def attempt(_: int) -> None:
-            self._session.checked(await self._session.send(outgoing), operation="synchronize", guid=guid)
-
-        await self._session.call("synchronize", guid, attempt)
+        Safe to retry. Raises ``AssetWaits`` while ARS syncs the asset to Specify, ``GroupHeld`` for an unknown
+        pipeline/workstation, ``ArsRejected`` for a refusal of the data; ``ValueError`` when ``body`` names
+        another GUID.
+        """
+        if body.get("asset_guid") != guid:
+            raise ValueError(f"the body's asset_guid {body.get('asset_guid')!r} is not {guid!r}")
+        url = f"{self._ars}/assetmetadata/{segment(guid)}"
+        target = f"{body.get('institution')}/{body.get('collection')}"
+        outgoing = Outgoing(method="PUT", url=url, operation="update_asset", guid=guid, json=body, target=target)
+        await self._session.perform(outgoing)
 
     async def list_in_progress(self) -> list[AssetStatus]:
         """Every asset ARS has not finished (created, queued, failed sync) or that has an open share."""
@@ -143,31 +213,103 @@ class ArsClient:
             operation="list_in_progress",
             params={"onlyFailed": "false"},
         )
+        return await self._session.fetch(outgoing, list[AssetStatus])
 
-        async def attempt(_: int) -> list[AssetStatus]:
-            response = await self._session.send(outgoing)
-            return self._session.decode(response, list[AssetStatus], operation="list_in_progress")
+    # --- files and shares ------------------------------------------------------------------------------------
 
-        return await self._session.call("list_in_progress", None, attempt)
+    async def upload_file(
+        self, *, institution: str, collection: str, guid: str, name: str, path: Path, crc32: int, size: int
+    ) -> None:
+        """PUT the local file ``path`` as ``name`` into the asset's open share, streamed from disk.
+
+        Safe to retry (the same name overwrites). ``ArsCrcMismatch`` is NOT retried here: the asset actor
+        uploads again after a back-off. "There is no writeable directory" (no open share) raises
+        ``ArsRejected``: the caller reconciles with ``get_status``. ``DataError``: the local copy changed.
+        """
+        segments = "/".join(segment(part) for part in (institution, collection, guid, name))
+        outgoing = Outgoing(
+            method="PUT",
+            url=f"{self._fp}/assetfiles/{segments}",
+            operation="upload_file",
+            guid=guid,
+            params={"crc": crc32, "file_size_mb": size_mb(size)},
+            headers={"Content-Type": "application/octet-stream", "Content-Length": str(size)},
+            timeout_s=self._upload_timeout_s,
+            target=f"{institution}/{collection}",
+        )
+        await self._session.call("upload_file", guid, lambda _: upload_once(self._session, outgoing, path, size, crc32))
+
+    async def synchronize(self, guid: str, *, workstation: str, pipeline: str) -> None:
+        """Close the share for uploads and queue the ERDA sync (then poll ``get_status``).
+
+        Raises ``AssetWaits`` while a large-file upload is active, ``ArsRejected`` when no share is open.
+        """
+        outgoing = Outgoing(
+            method="POST",
+            url=f"{self._fp}/shares/assets/{segment(guid)}/synchronize",
+            operation="synchronize",
+            guid=guid,
+            params={"workstation": workstation, "pipeline": pipeline},
+        )
+        await self._session.perform(outgoing)
 
     async def list_files(self, guid: str) -> list[ArsFile]:
         """The files ARS records for the asset, with their sizes, CRC-32s and ERDA sync status."""
-        url = f"{self._fp}/assets/{_segment(guid)}/files"
-        outgoing = Outgoing(method="GET", url=url, operation="list_files", guid=guid)
+        url = f"{self._fp}/assets/{segment(guid)}/files"
+        return await self._session.fetch(
+            Outgoing(method="GET", url=url, operation="list_files", guid=guid), list[ArsFile]
+        )
 
-        async def attempt(_: int) -> list[ArsFile]:
-            response = await self._session.send(outgoing)
-            return self._session.decode(response, list[ArsFile], operation="list_files", guid=guid)
+    async def open_share(self, guid: str, *, institution: str, collection: str, allocation_mb: int) -> ShareInfo:
+        """Open (re-open) a share of ``allocation_mb`` MB for an existing asset, for :meth:`username`.
 
-        return await self._session.call("list_files", guid, attempt)
+        The file proxy copies the asset's synced files (and a derivative's parents) into it. After a lost
+        answer the status is asked before posting again, and an open share is taken as opened by the lost
+        attempt. Raises ``ArsConflict(kind="checked_out")`` (a share is open already: reconcile),
+        ``AssetWaits`` (the file proxy's 5-minute creation de-dup; DISK_FULL while there is room for smaller
+        assets), ``ArsDiskFull`` (no room at all), ``ArsRejected`` (e.g. the allocation is smaller than the
+        files already there, the asset is locked).
+        """
+        if allocation_mb <= 0:
+            raise ValueError(f"allocation_mb must be > 0, got {allocation_mb}")
+        return await _shares.open_share(
+            self._session,
+            self._fp,
+            self._status_once,
+            guid=guid,
+            institution=institution,
+            collection=collection,
+            allocation_mb=allocation_mb,
+            user=await self.username(),
+        )
 
-    async def probe(self) -> bool:
-        """True when a token can be had and ARS's health endpoint answers 2xx; one try, never raises."""
-        try:
-            response = await self._session.send(Outgoing(method="GET", url=self._health, operation="probe"))
-        except IntegrationError:
-            return False
-        return response.is_success
+    async def delete_share(self, guid: str) -> bool:
+        """Close the asset's share WITHOUT syncing (its new files are discarded; ERDA is untouched).
+
+        True when a share was deleted, False when none was open (also after a lost answer to our own delete).
+        Raises ``AssetWaits`` while the share is queued for ERDA sync ("Share is synchronizing").
+        """
+        return await _shares.delete_share(self._session, self._fp, guid)
+
+    async def delete_file(self, *, institution: str, collection: str, guid: str, name: str) -> bool:
+        """Delete ``name`` from the asset's open share: True deleted, False when the share has no such file.
+
+        Since file proxy 2.7.4 only ``dassco-admin`` may delete files: its 403 raises ``ArsRejected`` saying so
+        (asset scope: re-open the asset's share with another plan, or have an admin delete the file).
+        """
+        return await _shares.delete_file(
+            self._session, self._fp, institution=institution, collection=collection, guid=guid, name=name
+        )
+
+    async def list_share(self, *, institution: str, collection: str, guid: str) -> list[str]:
+        """The names of the files in the asset's open share (a derivative's ``parents/...`` left out).
+
+        Empty when no share is open (the file proxy lists a folder that does not exist: ask ``get_status`` to
+        tell "no share" from "empty share"); a 404 NOT_FOUND answer raises ``ArsRejected``.
+        """
+        return await _shares.list_share(
+            self._session, self._fp, institution=institution, collection=collection, guid=guid
+        )
 
     def statistics(self) -> ArsStatistics:
         """Counters since this client was made."""
@@ -180,75 +322,12 @@ class ArsClient:
         )
 
     async def _status_once(self, guid: str) -> AssetStatus | None:
-        url = f"{self._ars}/assets/status/{_segment(guid)}"
-        response = await self._session.send(Outgoing(method="GET", url=url, operation="get_status", guid=guid))
-        if response.status_code == 404:
+        url = f"{self._ars}/assets/status/{segment(guid)}"
+        outgoing = Outgoing(method="GET", url=url, operation="get_status", guid=guid)
+        response = await self._session.send(outgoing)
+        if self._session.absent(response, outgoing):
             return None
-        return self._session.decode(response, AssetStatus, operation="get_status", guid=guid)
-
-    async def _post_asset(self, body: dict[str, Any], guid: str, allocation_mb: int) -> CreatedAsset:
-        outgoing = Outgoing(
-            method="POST",
-            url=f"{self._ars}/assetmetadata",
-            operation="create_asset",
-            guid=guid,
-            params={"allocation_mb": allocation_mb},
-            json=body,
-        )
-        reply = self._session.decode(await self._session.send(outgoing), Reply, operation="create_asset", guid=guid)
-        info = reply.http_info
-        allocated = info.allocated_storage_mb if info and info.allocated_storage_mb is not None else allocation_mb
-        return CreatedAsset(guid=guid, share_path=info.path if info else None, allocated_mb=allocated)
-
-    async def _upload_once(self, outgoing: Outgoing, path: Path, size: int, crc32: int) -> None:
-        guid = outgoing.guid
-        with _map_httpx_errors(operation="upload_file", guid=guid):
-            file = await trio.to_thread.run_sync(_open_binary, path)
-            with file:
-                found = os.fstat(file.fileno()).st_size
-                if found != size:
-                    raise DataError(f"local copy {path} has {found} bytes, {size} were recorded", guid=guid)
-                response = await self._session.send(replace(outgoing, content=lambda: _Chunks(file, size)))
-        self._session.checked(response, operation="upload_file", guid=guid)
-        reply = read_reply(response.content)  # {"expected_crc", "actual_crc"}; tolerated when absent
-        if reply is not None and reply.actual_crc is not None and reply.actual_crc != crc32:
-            raise ArsCrcMismatch(
-                f"ARS upload_file: CRC-32 mismatch (expected {crc32}, ARS computed {reply.actual_crc})",
-                status_code=response.status_code,
-                guid=guid,
-            )
-
-
-class _Chunks(httpx.AsyncByteStream):
-    """The upload body: ``size`` bytes of ``file`` from its start, ``CHUNK_BYTES`` at a time.
-
-    Each chunk is one ``os.pread`` in a worker thread (no shared file position, so a resend after a 401 simply
-    starts again at offset 0, and a file of one chunk costs one thread hop). Its own iterator rather than an
-    async generator, so an upload cut short by a timeout leaves nothing half-run behind; the file itself is
-    closed by :meth:`ArsClient._upload_once`.
-    """
-
-    def __init__(self, file: BinaryIO, size: int) -> None:
-        self._fd = file.fileno()
-        self._size = size
-        self._offset = 0
-
-    def __aiter__(self) -> AsyncIterator[bytes]:
-        return self
-
-    async def __anext__(self) -> bytes:
-        wanted = min(CHUNK_BYTES, self._size - self._offset)
-        if wanted <= 0:
-            raise StopAsyncIteration
-        chunk = await trio.to_thread.run_sync(os.pread, self._fd, wanted, self._offset)
-        if not chunk:  # the file shrank after its size was checked: the short body fails the request
-            raise StopAsyncIteration
-        self._offset += len(chunk)
-        return chunk
-
-
-def _open_binary(path: Path) -> BinaryIO:
-    return path.open("rb")
+        return self._session.decode(response, AssetStatus, outgoing)
 
 
 def _settle_lost_create(existing: AssetStatus) -> CreatedAsset:
@@ -259,14 +338,10 @@ def _settle_lost_create(existing: AssetStatus) -> CreatedAsset:
             status_code=409,
             error_message=f"Asset {guid} already exists",
             guid=guid,
+            kind="exists",
         )
     log.info("ars_create_reconciled", guid=guid, share_allocation_mb=existing.share_allocation_mb)
     return CreatedAsset(guid=guid, share_path=None, allocated_mb=existing.share_allocation_mb or 0)
-
-
-def _segment(text: str) -> str:
-    """One URL path segment: institution names have spaces, and nothing may add a path level."""
-    return quote(text, safe="")
 
 
 @asynccontextmanager
@@ -274,11 +349,15 @@ async def open_ars_client(
     config: ArsConfig,
     retry: RetryConfig,
     *,
-    secret: str,
+    secret: str | SecretProvider,
     transport: httpx.AsyncBaseTransport | None = None,
     limiter: trio.CapacityLimiter | None = None,
 ) -> AsyncIterator[ArsClient]:
-    """An :class:`ArsClient` owning its connection pool (as many connections as ``limiter`` allows)."""
+    """An :class:`ArsClient` owning its connection pool (as many connections as ``limiter`` allows).
+
+    ``secret`` is the client secret, or better a provider asked on every token request (the daemon passes
+    ``config.ars.resolve_secret``, which re-reads ``ars.client_secret_file``, so fixing the file is enough).
+    """
     pool = _DEFAULT_POOL
     if limiter is not None and limiter.total_tokens != float("inf"):
         pool = max(1, int(limiter.total_tokens))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import msgspec
 
-__all__ = ["ArsFile", "ArsStatistics", "AssetStatus", "CreatedAsset"]
+__all__ = ["ArsAsset", "ArsFile", "ArsStatistics", "AssetStatus", "CreatedAsset", "ShareInfo"]
 
 _SYNCED = frozenset({"ERDA_SYNCHRONISED", "COMPLETED"})  # COMPLETED: ARS before 2.3
 _SYNC_FAILED = frozenset({"ERDA_FAILED", "ERDA_ERROR"})  # ERDA_ERROR: ARS before 2.3
@@ -69,28 +69,134 @@ class ArsStatistics(msgspec.Struct, frozen=True):
     failures: int
 
 
+class ShareInfo(msgspec.Struct, frozen=True):
+    """A share (work directory) the file proxy opened for an existing asset.
+
+    ``path`` is ``/assetfiles/{institution}/{collection}/{guid}/``; ``allocated_mb`` its allocation in MB.
+    """
+
+    path: str
+    allocated_mb: int
+
+
+class ArsAsset(msgspec.Struct, frozen=True, kw_only=True):
+    """What the integration reads of an asset record (``GET /ars/api/v1/assetmetadata/{guid}``).
+
+    ``internal_status`` is ARS's processing status; ``created_by`` is the user ARS recorded as creating the
+    metadata (for a client-credentials token: ``service-account-<client_id>``), ``None`` when ARS says nothing.
+    """
+
+    asset_guid: str
+    institution: str | None = None
+    collection: str | None = None
+    workstation: str | None = None
+    pipeline: str | None = None
+    internal_status: str | None = None
+    created_by: str | None = None
+    parent_guids: tuple[str, ...] = ()
+    file_formats: tuple[str, ...] = ()
+
+
+class EventWire(msgspec.Struct, frozen=True):
+    """One entry of an asset's ``events`` (lenient: only what is read)."""
+
+    event: str | None = None
+    user: str | None = None
+
+
+class AssetWire(msgspec.Struct, frozen=True):
+    """The asset record as ARS sends it; unknown fields are ignored, nulls tolerated."""
+
+    asset_guid: str
+    institution: str | None = None
+    collection: str | None = None
+    workstation: str | None = None
+    pipeline: str | None = None
+    internal_status: str | None = None
+    events: list[EventWire] | None = None
+    metadata_created_by: str | None = None
+    update_user: str | None = msgspec.field(default=None, name="updateUser")
+    parent_guids: list[str] | None = None
+    file_formats: list[str] | None = None
+
+    def typed(self) -> ArsAsset:
+        """The public record; ``created_by`` from the CREATE_ASSET_METADATA event, else the stored user fields."""
+        creators = [e.user for e in self.events or () if e.event == "CREATE_ASSET_METADATA" and e.user]
+        return ArsAsset(
+            asset_guid=self.asset_guid,
+            institution=self.institution,
+            collection=self.collection,
+            workstation=self.workstation,
+            pipeline=self.pipeline,
+            internal_status=self.internal_status,
+            created_by=(creators[0] if creators else None) or self.metadata_created_by or self.update_user,
+            parent_guids=tuple(self.parent_guids or ()),
+            file_formats=tuple(self.file_formats or ()),
+        )
+
+
 class HttpInfo(msgspec.Struct, frozen=True):
-    """The share part of a create answer (ars-api.md §5.6); only what the client reads."""
+    """A share allocation answer (ars-api.md §5.6); only what the client reads.
+
+    The MB figures are read as numbers of any kind (a float must not make an answer unreadable, which would
+    hide its allocation status) and handed out as whole MB.
+    """
 
     path: str | None = None
-    allocated_storage_mb: int | None = None
+    allocated_storage_mb: float | None = None
+    remaining_storage_mb: float | None = None
     http_allocation_status: str | None = None
     allocation_status_text: str | None = None
 
+    @property
+    def allocated_mb(self) -> int | None:
+        """``allocated_storage_mb`` in whole MB."""
+        return None if self.allocated_storage_mb is None else int(self.allocated_storage_mb)
+
+    @property
+    def remaining_mb(self) -> int | None:
+        """``remaining_storage_mb`` in whole MB (rounded down)."""
+        return None if self.remaining_storage_mb is None else int(self.remaining_storage_mb)
+
 
 class Reply(msgspec.Struct, frozen=True):
-    """Any JSON object ARS or the file proxy answers: error envelope, asset, upload result (lenient)."""
+    """Any JSON object ARS or the file proxy answers (lenient).
+
+    An error envelope (``errorCode``/``errorMessage``), an asset carrying ``httpInfo``, a file-proxy share
+    answer (an HttpInfo itself, so its fields are at the top level), or an upload result.
+    """
 
     error_code: str | None = msgspec.field(default=None, name="errorCode")
     error_message: str | None = msgspec.field(default=None, name="errorMessage")
     http_info: HttpInfo | None = msgspec.field(default=None, name="httpInfo")
     expected_crc: int | None = None
     actual_crc: int | None = None
+    path: str | None = None
+    allocated_storage_mb: float | None = None
+    remaining_storage_mb: float | None = None
+    http_allocation_status: str | None = None
+    allocation_status_text: str | None = None
+
+    @property
+    def share(self) -> HttpInfo | None:
+        """The allocation part: ``httpInfo`` of an asset answer, or the answer itself for a share answer."""
+        if self.http_info is not None:
+            return self.http_info
+        if self.http_allocation_status is None:
+            return None
+        return HttpInfo(
+            path=self.path,
+            allocated_storage_mb=self.allocated_storage_mb,
+            remaining_storage_mb=self.remaining_storage_mb,
+            http_allocation_status=self.http_allocation_status,
+            allocation_status_text=self.allocation_status_text,
+        )
 
     @property
     def allocation_status(self) -> str | None:
-        """``httpInfo.http_allocation_status`` when the answer carries one."""
-        return self.http_info.http_allocation_status if self.http_info else None
+        """``http_allocation_status`` when the answer carries one."""
+        share = self.share
+        return share.http_allocation_status if share else None
 
 
 class TokenReply(msgspec.Struct, frozen=True):
@@ -105,3 +211,9 @@ class TokenErrorReply(msgspec.Struct, frozen=True):
 
     error: str = ""
     error_description: str = ""
+
+
+class TokenClaims(msgspec.Struct, frozen=True):
+    """The one JWT claim the client reads (the token is not verified: ARS does that)."""
+
+    preferred_username: str | None = None

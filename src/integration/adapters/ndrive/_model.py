@@ -66,10 +66,16 @@ class IntakeRejection(msgspec.Struct, frozen=True):
 
 
 class SessionPlan(msgspec.Struct, frozen=True):
-    """The outcome of checking one session folder: what may be imported and what may not."""
+    """The outcome of checking one session folder: what may be imported and what may not.
+
+    ``folder_problem`` is set, with a plain reason, when the folder as a whole could not be examined; then there
+    are no candidates and no rejections: import nothing, leave the folder as it is (no ``imported_`` rename) and
+    write the reason with :func:`write_session_note`.
+    """
 
     candidates: tuple[AssetCandidate, ...]
     rejections: tuple[IntakeRejection, ...]
+    folder_problem: str | None = None
 
 
 class IntakeRules(msgspec.Struct, frozen=True, kw_only=True):

@@ -6,6 +6,7 @@ import unicodedata
 
 __all__ = [
     "NOTE_SUFFIX",
+    "SESSION_NOTE_NAME",
     "extension_equivalents",
     "is_ignored",
     "is_own_note",
@@ -18,6 +19,9 @@ __all__ = [
 #: Our error notes are ``<name>.error.txt`` next to the files they are about.
 NOTE_SUFFIX = ".error.txt"
 _NOTE_TMP_SUFFIX = NOTE_SUFFIX + ".tmp"
+_SESSION_NOTE_STEM = "_session"
+#: The note about a session folder as a whole; no asset's or file's note is ever given this name.
+SESSION_NOTE_NAME = _SESSION_NOTE_STEM + NOTE_SUFFIX
 _MAX_NOTE_STEM_CHARS = 200  # keeps <stem>.error.txt under the usual 255-byte name limit for ASCII names
 
 #: Extensions that name the same format.
@@ -69,10 +73,13 @@ def printable(name: str) -> str:
 
 
 def note_file_name(name: str) -> str:
-    """The file name of the note about ``name``: unsafe characters replaced, never hidden, not too long."""
+    """The file name of the note about ``name``: unsafe characters replaced, never hidden, not too long, and
+    never :data:`SESSION_NOTE_NAME`."""
     safe = "".join(char if char.isprintable() and char not in "\\/" else "_" for char in name)
-    safe = safe.lstrip(".") or "_"
-    return safe[:_MAX_NOTE_STEM_CHARS] + NOTE_SUFFIX
+    safe = safe.lstrip(".")[:_MAX_NOTE_STEM_CHARS] or "_"
+    if safe.lower() == _SESSION_NOTE_STEM:  # reserved for the session's own note (N-Drive shares ignore case)
+        safe += "_"
+    return safe + NOTE_SUFFIX
 
 
 def _escape(char: str) -> str:

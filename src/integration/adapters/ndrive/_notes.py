@@ -1,23 +1,23 @@
-"""What the watcher writes on the N-Drive: error notes next to rejected files, and the ``imported_`` rename.
+"""The notes the watcher leaves on the N-Drive: next to rejected files, and about a whole session folder.
 
-These are the only changes this adapter makes there; an asset's own files are never modified or deleted.
+Notes (and the ``imported_`` rename, in ``_rename``) are the only changes this adapter makes there; an asset's
+own files are never modified or deleted.
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 import textwrap
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from integration.adapters.ndrive._errors import map_os_errors
 from integration.adapters.ndrive._model import IntakeRejection
-from integration.adapters.ndrive._names import note_file_name, printable
+from integration.adapters.ndrive._names import SESSION_NOTE_NAME, note_file_name, printable
 
-__all__ = ["mark_session_imported", "write_error_note"]
+__all__ = ["write_error_note", "write_session_note"]
 
-_IMPORTED_PREFIX = "imported_"
 _STAMP_LABEL = "Noted at: "
 _NOTE_WIDTH = 100
 _MAX_NOTE_BYTES = 1 << 20  # an existing note larger than this is not ours to compare; it is replaced
@@ -28,6 +28,9 @@ _WHAT_TO_DO = (
     "  server; delete it once the problem is solved.\n"
 )
 
+#: Renders a note's text for the time it is written.
+_Render = Callable[[datetime], str]
+
 
 def write_error_note(session: Path, rejection: IntakeRejection) -> Path:
     """Write ``<session>/<name>.error.txt`` explaining ``rejection``, atomically, and return its path.
@@ -35,22 +38,47 @@ def write_error_note(session: Path, rejection: IntakeRejection) -> Path:
     The note holds the reason, the files concerned, the time it was first written and what to do. Writing the
     same rejection again leaves the existing note (and its time) as it is. Characters that are unsafe in a file
     name are replaced by ``_`` in the note's name. Raises :class:`~integration.errors.TransientError` when the
-    session folder cannot be written.
+    session folder cannot be written, :class:`~integration.errors.NdriveUnavailable` when the mount fails.
     """
-    note = session / note_file_name(rejection.name)
+    files = "".join(f"  - {printable(path.name)}\n" for path in rejection.paths) or "  (none)\n"
+    guid = f"Asset GUID: {rejection.guid}\n" if rejection.guid else ""
+
+    def render(noted_at: datetime) -> str:
+        return _render(
+            f"{printable(rejection.name)} was NOT imported into DaSSCo.", rejection.reason, files, guid, noted_at
+        )
+
+    return _write_note(session / note_file_name(rejection.name), render)
+
+
+def write_session_note(session: Path, reason: str) -> Path:
+    """Write ``<session>/_session.error.txt`` saying why the folder as a whole was not imported; return its path.
+
+    For a plan with a ``folder_problem``. Written like :func:`write_error_note` (atomically; the same reason
+    again leaves the note as it is); no asset's note ever has this name. Raises
+    :class:`~integration.errors.TransientError` when the folder cannot be written,
+    :class:`~integration.errors.NdriveUnavailable` when the mount fails.
+    """
+    title = f"The session folder {printable(session.name)} was NOT imported into DaSSCo."
+
+    def render(noted_at: datetime) -> str:
+        return _render(title, reason, "  (every file in this folder)\n", "", noted_at)
+
+    return _write_note(session / SESSION_NOTE_NAME, render)
+
+
+def _write_note(note: Path, render: _Render) -> Path:
     with map_os_errors(note):
-        if _same_note(note, rejection):
+        if _same_note(note, render):
             return note
-        _write_atomically(note, _render(rejection, noted_at=datetime.now(UTC)).encode("utf-8", "backslashreplace"))
+        _write_atomically(note, _encode(render(datetime.now(UTC))))
     return note
 
 
-def _render(rejection: IntakeRejection, *, noted_at: datetime) -> str:
-    files = "".join(f"  - {printable(path.name)}\n" for path in rejection.paths) or "  (none)\n"
-    guid = f"Asset GUID: {rejection.guid}\n" if rejection.guid else ""
+def _render(title: str, reason: str, files: str, guid: str, noted_at: datetime) -> str:
     return (
-        f"{printable(rejection.name)} was NOT imported into DaSSCo.\n\n"
-        f"Why:\n{_wrap(rejection.reason)}\n\n"
+        f"{title}\n\n"
+        f"Why:\n{_wrap(reason)}\n\n"
         f"Files concerned (left unchanged in this folder):\n{files}\n"
         f"{guid}{_STAMP_LABEL}{noted_at.isoformat(timespec='seconds')}\n\n"
         f"{_WHAT_TO_DO}"
@@ -61,7 +89,11 @@ def _wrap(text: str) -> str:
     return textwrap.fill(text, width=_NOTE_WIDTH, initial_indent="  ", subsequent_indent="  ", break_on_hyphens=False)
 
 
-def _same_note(note: Path, rejection: IntakeRejection) -> bool:
+def _encode(text: str) -> bytes:
+    return text.encode("utf-8", "backslashreplace")
+
+
+def _same_note(note: Path, render: _Render) -> bool:
     """True when ``note`` already says exactly this (its timestamp aside)."""
     try:
         if note.stat().st_size > _MAX_NOTE_BYTES:
@@ -69,7 +101,7 @@ def _same_note(note: Path, rejection: IntakeRejection) -> bool:
         existing = note.read_bytes().decode("utf-8", "replace")
     except FileNotFoundError:
         return False
-    expected = _render(rejection, noted_at=datetime.now(UTC)).encode("utf-8", "backslashreplace").decode()
+    expected = _encode(render(datetime.now(UTC))).decode()
     return _without_stamp(existing) == _without_stamp(expected)
 
 
@@ -88,24 +120,3 @@ def _write_atomically(target: Path, data: bytes) -> None:
         os.replace(temporary, target)
     finally:
         temporary.unlink(missing_ok=True)
-
-
-def mark_session_imported(session: Path) -> Path:
-    """Rename ``session`` to ``imported_<name>`` in the same parent and return the new path.
-
-    When that name is taken, ``imported_<name>_2``, ``_3``, ... is used. Raises
-    :class:`~integration.errors.TransientError` when the rename fails (the folder is then unchanged).
-    """
-    with map_os_errors(session):
-        target = _free_name(session.parent, _IMPORTED_PREFIX + session.name)
-        session.rename(target)
-    return target
-
-
-def _free_name(parent: Path, name: str) -> Path:
-    path = parent / name
-    for number in itertools.count(2):
-        if not os.path.lexists(path):
-            break
-        path = parent / f"{name}_{number}"
-    return path

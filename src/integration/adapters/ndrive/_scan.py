@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Iterable
 from pathlib import Path
 
 import msgspec
 
-from integration.adapters.ndrive._errors import Rejected, file_problems_as_rejection, map_os_errors
+from integration.adapters.ndrive._errors import (
+    Rejected,
+    file_problems_as_rejection,
+    map_os_errors,
+    map_root_errors,
+    raise_if_mount_error,
+)
 from integration.adapters.ndrive._model import FileState, IntakeRejection, SessionSnapshot
 from integration.adapters.ndrive._names import is_ignored, is_own_note, printable, split_name, unsafe_name_reason
 
-__all__ = ["SessionFile", "list_session_folders", "scan_session", "snapshot_session"]
+__all__ = ["SessionFile", "list_session_folders", "missing_workstations", "scan_session", "snapshot_session"]
 
 #: Session folders with these prefixes are done (imported, failed) or not ours (hidden).
 _DONE_PREFIXES = ("imported_", "error_", ".")
@@ -31,18 +38,48 @@ def list_session_folders(root: Path, workstation: str) -> list[Path]:
     """The session folders of ``<root>/<workstation>/`` still to import, sorted by name.
 
     Folders named ``imported_*``, ``error_*`` or ``.*`` and anything that is not a real directory (files,
-    symlinks) are skipped. A missing workstation folder gives ``[]``; a missing or unreadable N-Drive root raises
-    :class:`~integration.errors.TransientError` (an unmounted drive is an outage, not an empty workstation).
+    symlinks) are skipped. A missing workstation folder gives ``[]`` (:func:`missing_workstations` reports it).
+    Raises :class:`~integration.errors.NdriveUnavailable` when the N-Drive root is missing or unreadable or the
+    mount fails (EIO, ESTALE, ...): an unmounted drive is an outage, not an empty workstation; pause the intake.
+    Raises :class:`~integration.errors.TransientError` when only the workstation folder cannot be read.
     """
+    _check_root(root)
     folder = root / workstation
     with map_os_errors(folder):
-        os.stat(root)
         try:
             with os.scandir(folder) as entries:
                 sessions = [Path(e.path) for e in entries if _is_open_session(e)]
         except (FileNotFoundError, NotADirectoryError):
             return []
     return sorted(sessions, key=lambda path: path.name)
+
+
+def missing_workstations(root: Path, workstations: Iterable[str]) -> list[str]:
+    """The names in ``workstations`` that have no folder under ``root`` (absent, or not a folder), in order.
+
+    For the daemon's status: a missing folder is not an error (the workstation may not have delivered yet), but
+    the data manager should see it. Raises :class:`~integration.errors.NdriveUnavailable` when the root itself is
+    missing or unreadable or the mount fails, and :class:`~integration.errors.TransientError` when a workstation
+    folder cannot be looked at.
+    """
+    _check_root(root)
+    missing = []
+    for workstation in workstations:
+        folder = root / workstation
+        with map_os_errors(folder):
+            try:
+                is_folder = stat.S_ISDIR(os.stat(folder).st_mode)
+            except (FileNotFoundError, NotADirectoryError):
+                is_folder = False
+        if not is_folder:
+            missing.append(workstation)
+    return missing
+
+
+def _check_root(root: Path) -> None:
+    """Raise :class:`NdriveUnavailable` unless ``root`` can be listed."""
+    with map_root_errors(root), os.scandir(root) as entries:
+        next(entries, None)
 
 
 def _is_open_session(entry: os.DirEntry[str]) -> bool:
@@ -53,7 +90,8 @@ def snapshot_session(session: Path) -> SessionSnapshot:
     """``lstat`` of every entry of ``session`` (sub-folders as entries, not recursed into), sorted by name.
 
     Our own ``*.error.txt`` notes are left out, so writing a note does not count as a change. Raises
-    :class:`~integration.errors.TransientError` when the folder cannot be listed.
+    :class:`~integration.errors.TransientError` when the folder cannot be listed, and
+    :class:`~integration.errors.NdriveUnavailable` when the mount fails.
     """
     with map_os_errors(session), os.scandir(session) as entries:
         states = [state for entry in entries if (state := _file_state(entry)) is not None]
@@ -75,9 +113,11 @@ def scan_session(session: Path, root: Path) -> tuple[list[SessionFile], list[Int
 
     Hidden files and our notes are skipped. Unsafe names, sub-folders, special files and symlinks leaving
     ``root`` (or broken) are rejected under their own name. Raises
-    :class:`~integration.errors.TransientError` only when the session folder itself cannot be listed.
+    :class:`~integration.errors.TransientError` only when the session folder itself cannot be listed, and
+    :class:`~integration.errors.NdriveUnavailable` when the mount fails.
     """
-    resolved_root = root.resolve()
+    with map_root_errors(root):
+        resolved_root = root.resolve()
     with map_os_errors(session), os.scandir(session) as listing:
         entries = sorted((e for e in listing if not is_ignored(e.name)), key=lambda e: e.name)
     files: list[SessionFile] = []
@@ -119,6 +159,8 @@ def _link_target_info(link: Path, root: Path) -> os.stat_result:
     try:
         target = link.resolve(strict=True)
     except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop on Python 3.11/3.12
+        if isinstance(exc, OSError):
+            raise_if_mount_error(exc, link)
         raise Rejected(
             f"{name} is a symbolic link whose target cannot be found. Replace the link with the real file and "
             "upload it again in a new session folder."

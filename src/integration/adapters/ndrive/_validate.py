@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from integration.adapters.ndrive._content import MAX_METADATA_BYTES, check_content, read_small_file
-from integration.adapters.ndrive._errors import Rejected
+from integration.adapters.ndrive._errors import Rejected, unexpected_as_rejection
 from integration.adapters.ndrive._model import AssetCandidate, IntakeRejection, IntakeRules
 from integration.adapters.ndrive._names import extension_equivalents, printable
 from integration.adapters.ndrive._scan import SessionFile
@@ -21,12 +21,32 @@ __all__ = ["IMAGE_EXTENSIONS", "validate_group"]
 #: Converted-image types an asset may have besides the raw types of the rules.
 IMAGE_EXTENSIONS = frozenset({"tif", "tiff", "jpg", "jpeg", "png"})
 _AGAIN = "upload the asset again in a new session folder"
+_UNEXPECTED_ADVICE = (
+    f"Its files were left as they are. Check that they are complete and were exported correctly, then {_AGAIN}; "
+    "if this happens again, tell the data manager and quote this note."
+)
 
 
 def validate_group(
     stem: str, files: Sequence[SessionFile], rules: IntakeRules
 ) -> tuple[AssetCandidate | None, list[IntakeRejection]]:
-    """The asset named ``stem`` if its files pass every check, and a rejection for each file or problem."""
+    """The asset named ``stem`` if its files pass every check, and a rejection for each file or problem.
+
+    Anything unexpected raised while examining the group becomes one rejection of all its files ("<stem> could
+    not be examined: ..."). Raises only :class:`~integration.errors.NdriveUnavailable` (the mount fails) and
+    :class:`~integration.errors.TransientError`: then the whole session is tried again later.
+    """
+    try:
+        with unexpected_as_rejection(printable(stem), _UNEXPECTED_ADVICE):
+            return _validate(stem, files, rules)
+    except Rejected as exc:
+        paths = tuple(f.path for f in files)
+        return None, [IntakeRejection(name=stem, reason=exc.message, paths=paths, guid=_guid_or_none(stem))]
+
+
+def _validate(
+    stem: str, files: Sequence[SessionFile], rules: IntakeRules
+) -> tuple[AssetCandidate | None, list[IntakeRejection]]:
     known = {"json"} | IMAGE_EXTENSIONS | rules.raw_extensions
     rejections = [_file_rejection(f, _unknown_type_reason(f, rules)) for f in files if f.extension not in known]
     members = [f for f in files if f.extension in known]

@@ -1,8 +1,9 @@
 """The ARS emulator: DaSSCo's asset service (E3 API), its file proxy and the Keycloak token endpoint.
 
-It follows ``specs/ars-api.md``: the same paths, status codes, JSON shapes and error texts, the asynchronous
-ERDA sync, and fault injection (latency, 5xx, hangs, outages, disk full, failed syncs, stuck assets, lost
-replies, corrupted uploads) switchable at run time through ``/_emulator/*``.
+It follows ``specs/ars-api.md``: the same paths, status codes, JSON shapes and error texts, the endpoint roles
+(a pipeline client with ``client_roles``, default ``service-user``, and an admin client with ``dassco-admin``),
+the asynchronous ERDA sync, and fault injection (latency, 5xx, hangs, outages, disk full, failed syncs, stuck
+assets, lost replies, late commits, corrupted uploads) switchable at run time through ``/_emulator/*``.
 
 Use it in-process::
 

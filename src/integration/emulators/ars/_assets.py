@@ -1,10 +1,15 @@
-"""ARS asset metadata: create (validation order of spec §3.1.1), full-replace update, reads and statuses."""
+"""ARS asset metadata: create (validation order of spec §3.1.1), full-replace update, reads and statuses.
+
+A create registers its de-dup entry, then commits (share opened, asset stored); the ``late_create_commit_next``
+fault puts a wait between the two, which is how ARS behaves when the file proxy is slow.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import msgspec
+import trio
 
 from integration.emulators.ars._errors import ApiError, bad_request, forbidden, not_found, server_error
 from integration.emulators.ars._model import AssetEntry, Core, now_iso
@@ -16,7 +21,7 @@ from integration.emulators.ars._records import (
     new_record,
     resolve_specimens,
 )
-from integration.emulators.ars._shares import ALLOCATION_HTTP, http_info, open_share
+from integration.emulators.ars._shares import ALLOCATION_HTTP, http_info, open_share, share_would_open
 
 __all__ = [
     "create_asset",
@@ -90,19 +95,16 @@ def _check_create(core: Core, body: AssetIn, allocation: int | None) -> list[dic
     return specimens
 
 
-def create_asset(
-    core: Core, body: bytes, allocation_raw: str | None, user: str, host: str
-) -> tuple[int, dict[str, Any]]:
-    """``POST /v1/assetmetadata``: validate, open the share, store; (HTTP status, asset JSON with httpInfo).
+def _register(core: Core, body: bytes, allocation_raw: str | None) -> tuple[AssetIn, list[dict[str, Any]], int]:
+    """Validate a create and register its de-dup entry; the asset, its specimens and the allocation.
 
-    Failures after the de-dup entry is registered (unknown subject, parent without ERDA files, negative
-    allocation) answer 500 and leave the entry, so a retry within ``create_dedup_s`` gets 403.
+    Failures after the registration (unknown subject, negative allocation) answer 500 and leave the entry,
+    so a retry within ``create_dedup_s`` gets 403.
     """
-    core.counters.create_requests += 1
     allocation = parse_query_int(allocation_raw)
     asset = decode_asset(body)
     specimens = _check_create(core, asset, allocation)
-    guid, now = asset.asset_guid or "", now_iso()
+    guid = asset.asset_guid or ""
     if "/" in guid or guid in (".", ".."):
         raise bad_request("asset_guid cannot contain '/' in the emulator")
     core.creating[guid] = core.clock() + core.settings.create_dedup_s
@@ -110,11 +112,21 @@ def create_asset(
         raise server_error(f"asset_subject {asset.asset_subject} violates a foreign key constraint")
     if allocation is None or allocation < 0:
         raise server_error("File proxy rejected the allocation: Allocation must be a positive integer")
+    return asset, specimens, allocation
+
+
+def _commit(
+    core: Core, asset: AssetIn, specimens: list[dict[str, Any]], allocation: int, user: str, host: str
+) -> tuple[int, dict[str, Any]]:
+    """Open the share and store the asset (the transaction of §3.1.1 step 9-10); (HTTP status, asset JSON)."""
+    guid, now = asset.asset_guid or "", now_iso()
+    if guid in core.assets:  # only after a late commit with create_dedup_s shorter than the wait
+        raise server_error('duplicate key value violates unique constraint "asset_pkey"')
     record = new_record()
     apply_body(record, asset, specimens, now)
     institution, collection = record["institution"], record["collection"]
     outcome = open_share(core, guid, institution, collection, allocation, record["parent_guids"])
-    del core.creating[guid]
+    core.creating.pop(guid, None)
     record.update(
         created_date=now,
         date_metadata_updated=now,
@@ -132,6 +144,36 @@ def create_asset(
     by_guid = core.counters.creates_committed_by_guid
     by_guid[guid] = by_guid.get(guid, 0) + 1
     return 200, reply
+
+
+def _late_commit(core: Core, asset: AssetIn, allocation: int) -> bool:
+    """Whether this create, which would succeed, is one the ``late_create_commit_next`` fault delays."""
+    if core.faults.late_create_commit_next <= 0:
+        return False
+    if not share_would_open(core, asset.asset_guid or "", allocation, asset.parent_guids or []):
+        return False
+    return core.take_fault("late_create_commit_next")
+
+
+async def create_asset(
+    core: Core, body: bytes, allocation_raw: str | None, user: str, host: str
+) -> tuple[int, dict[str, Any]]:
+    """``POST /v1/assetmetadata``: validate, open the share, store; (HTTP status, asset JSON with httpInfo).
+
+    With the ``late_create_commit_next`` fault the create waits ``late_create_commit_s`` between registering
+    its de-dup entry and committing. The wait and the commit are shielded, so the asset is stored even if the
+    caller gave up: in-process an ASGI app runs in the caller's task, and the caller's timeout is delivered
+    only after the commit.
+    """
+    core.counters.create_requests += 1
+    asset, specimens, allocation = _register(core, body, allocation_raw)
+    if not _late_commit(core, asset, allocation):
+        return _commit(core, asset, specimens, allocation, user, host)
+    with trio.CancelScope(shield=True):
+        await trio.sleep(core.faults.late_create_commit_s)
+        reply = _commit(core, asset, specimens, allocation, user, host)
+    await trio.lowlevel.checkpoint()
+    return reply
 
 
 def update_asset(core: Core, guid: str, body: bytes, user: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ __all__ = [
     "ApiError",
     "Service",
     "bad_request",
+    "file_not_found",
     "fp_forbidden",
     "json_response",
     "not_found",
@@ -69,6 +70,15 @@ def fp_forbidden(message: str) -> ApiError:
 def not_found(message: str = "HTTP 404 Not Found") -> ApiError:
     """404: plain on ARS, NOT_FOUND envelope on the file proxy."""
     return ApiError(404, "NOT_FOUND", message)
+
+
+def file_not_found(where: tuple[str, str, str], path: str) -> ApiError:
+    """The file proxy's 404 for ``path`` not in the open share of ``where`` = (institution, collection, guid)."""
+    institution, collection, guid = where
+    return not_found(
+        f"Asset file not found for institution: {institution}, collection: {collection}, assetGuid: {guid}, "
+        f"path: {path}"
+    )
 
 
 def server_error(message: str) -> ApiError:

@@ -1,4 +1,4 @@
-"""Route plumbing shared by the ARS and file-proxy routes: authentication and error rendering."""
+"""Route plumbing shared by the ARS and file-proxy routes: authentication, roles and error rendering."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from starlette.responses import Response
 from integration.emulators.ars._errors import ApiError, Service, render_error
 from integration.emulators.ars._keycloak import authenticate
 from integration.emulators.ars._model import Core
+from integration.emulators.ars._roles import require_role
 
 __all__ = ["Endpoint", "Handler", "guarded", "host_of"]
 
@@ -25,14 +26,23 @@ def host_of(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 
 
-def guarded(core: Core, service: Service, handler: Handler, *, auth: bool = True) -> Endpoint:
-    """``handler`` behind the bearer-token check of ``service``, with :class:`ApiError` rendered its way."""
+def guarded(
+    core: Core, service: Service, handler: Handler, *, auth: bool = True, roles: frozenset[str] | None = None
+) -> Endpoint:
+    """``handler`` behind the bearer-token check of ``service``, with :class:`ApiError` rendered its way.
+
+    ``roles`` is the ``@RolesAllowed`` set of the endpoint (None: any valid token will do); ``auth=False``
+    serves anonymous callers too.
+    """
 
     async def endpoint(request: Request) -> Response:
         try:
             user = ANONYMOUS
             if auth:
-                user = authenticate(request, core.issuer, service).preferred_username
+                claims = authenticate(request, core.issuer, service)
+                if roles is not None:
+                    require_role(claims.realm_access.roles, roles)
+                user = claims.preferred_username
             return await handler(request, user)
         except ApiError as error:
             return render_error(error, service, request.url.path)

@@ -1,8 +1,9 @@
 """The Keycloak side: the client-credentials token endpoint and bearer-token checks (spec §2, §14.1).
 
 Tokens are HS256 JWTs signed with ``settings.signing_key`` (stdlib hmac), with the claims ARS and the file
-proxy read: ``sub``, ``preferred_username`` (``service-account-<client_id>``), ``realm_access.roles``
-(``["service-user"]``) and ``exp``.
+proxy read: ``sub``, ``preferred_username`` (``service-account-<client_id>``), ``realm_access.roles`` (the
+roles of the client that asked: ``client_roles`` for the main client, ``dassco-admin`` for the admin client)
+and ``exp``.
 """
 
 from __future__ import annotations
@@ -21,9 +22,7 @@ from starlette.responses import Response
 
 from integration.emulators.ars._errors import ApiError, Service, json_response
 
-__all__ = ["Claims", "TokenIssuer", "authenticate", "handle_token_request"]
-
-_ROLES = ("service-user",)
+__all__ = ["Claims", "Client", "TokenIssuer", "authenticate", "handle_token_request"]
 
 
 class RealmAccess(msgspec.Struct, frozen=True):
@@ -54,27 +53,37 @@ def _unb64(text: str) -> bytes:
 _HEADER = _b64(b'{"alg":"HS256","typ":"JWT"}')
 
 
-class TokenIssuer:
-    """Issues and verifies the emulator's JWTs for the one configured client."""
+class Client(msgspec.Struct, frozen=True, kw_only=True):
+    """A Keycloak client the emulator accepts, and the realm roles its tokens carry."""
 
-    def __init__(self, *, client_id: str, client_secret: str, lifetime_s: int, key: str) -> None:
-        self.client_id = client_id
+    client_id: str
+    secret: str
+    roles: tuple[str, ...]
+
+
+class TokenIssuer:
+    """Issues and verifies the emulator's JWTs for the configured clients."""
+
+    def __init__(self, *, clients: list[Client], lifetime_s: int, key: str) -> None:
+        self.clients = {client.client_id: client for client in clients}
         self.lifetime_s = lifetime_s
-        self._secret = client_secret.encode()
         self._key = key.encode()
 
     def client_ok(self, client_id: str, client_secret: str) -> bool:
-        """Whether the credentials are the configured ones (constant-time compare)."""
-        same_secret = hmac.compare_digest(client_secret.encode(), self._secret)
-        return same_secret and client_id == self.client_id
+        """Whether the credentials are those of a configured client (constant-time secret compare)."""
+        client = self.clients.get(client_id)
+        expected = b"" if client is None else client.secret.encode()
+        same_secret = hmac.compare_digest(client_secret.encode(), expected)
+        return same_secret and client is not None
 
     def issue(self, client_id: str, *, now: float | None = None) -> str:
-        """A signed token for ``client_id``, valid ``lifetime_s`` seconds from ``now``."""
+        """A token of client ``client_id``, valid ``lifetime_s`` seconds from ``now``; KeyError if unknown."""
+        client = self.clients[client_id]
         issued = int(time.time() if now is None else now)
         claims = Claims(
             sub=str(uuid.uuid5(uuid.NAMESPACE_URL, f"ars-emulator/{client_id}")),
             preferred_username=f"service-account-{client_id}",
-            realm_access=RealmAccess(roles=_ROLES),
+            realm_access=RealmAccess(roles=client.roles),
             exp=issued + self.lifetime_s,
             iat=issued,
             azp=client_id,

@@ -14,8 +14,9 @@ from typing import Any
 
 import msgspec
 
-from integration.emulators.ars._keycloak import TokenIssuer
+from integration.emulators.ars._keycloak import Client, TokenIssuer
 from integration.emulators.ars._reference import ReferenceData
+from integration.emulators.ars._roles import ADMIN
 from integration.emulators.ars._settings import EmulatorSettings, FaultSettings
 from integration.emulators.ars._storage import Storage
 
@@ -27,6 +28,7 @@ __all__ = [
     "EmulatorStats",
     "FileRow",
     "Share",
+    "clients_of",
     "now_iso",
 ]
 
@@ -41,6 +43,14 @@ IN_PROGRESS = frozenset(
     }
 )
 """Internal statuses that ``GET /v1/assets/inprogress`` lists."""
+
+
+def clients_of(settings: EmulatorSettings) -> list[Client]:
+    """The Keycloak clients ``settings`` configure: the pipeline's client and the admin client."""
+    return [
+        Client(client_id=settings.client_id, secret=settings.client_secret, roles=settings.client_roles),
+        Client(client_id=settings.admin_client_id, secret=settings.admin_client_secret, roles=(ADMIN,)),
+    ]
 
 
 def now_iso() -> str:
@@ -141,8 +151,7 @@ class Core:
         self.ref = ReferenceData(settings)
         self.storage = Storage(settings.data_dir)
         self.issuer = TokenIssuer(
-            client_id=settings.client_id,
-            client_secret=settings.client_secret,
+            clients=clients_of(settings),
             lifetime_s=settings.token_lifetime_s,
             key=settings.signing_key,
         )

@@ -1,4 +1,8 @@
-"""ARS routes (``/ars/api/v1/…``): asset metadata, statuses, reference data, specimens (spec §3)."""
+"""ARS routes (``/ars/api/v1/…``): asset metadata, statuses, reference data, specimens (spec §3).
+
+Each route carries the ``@RolesAllowed`` set of the spec's roles column; the events route only needs a token
+and the specimen GET none.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,13 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from integration.emulators.ars._asset_deletes import delete_asset, delete_asset_metadata
 from integration.emulators.ars._assets import create_asset, get_asset, in_progress, status_of, update_asset
 from integration.emulators.ars._errors import ApiError, bad_request, json_response
 from integration.emulators.ars._http import guarded, host_of
 from integration.emulators.ars._model import Core
 from integration.emulators.ars._reference import SpecimenIn
+from integration.emulators.ars._roles import ADMIN_DEV_SERVICE, ADMIN_DEV_SERVICE_USER, ADMIN_ONLY
 
 __all__ = ["ars_routes"]
 
@@ -29,7 +35,7 @@ class _Ars:
 
     async def create(self, request: Request, user: str) -> Response:
         allocation = request.query_params.get("allocation_mb")
-        status, body = create_asset(self.core, await request.body(), allocation, user, host_of(request))
+        status, body = await create_asset(self.core, await request.body(), allocation, user, host_of(request))
         if status == 200 and self.core.take_fault("drop_reply_after_create"):
             return PlainTextResponse("Gateway Timeout", 504)
         return json_response(body, status)
@@ -40,6 +46,13 @@ class _Ars:
 
     async def update(self, request: Request, user: str) -> Response:
         return json_response(update_asset(self.core, request.path_params["guid"], await request.body(), user))
+
+    async def delete(self, request: Request, user: str) -> Response:
+        delete_asset(self.core, request.path_params["guid"], user)
+        return Response(status_code=_NO_CONTENT)
+
+    async def delete_metadata(self, request: Request, user: str) -> Response:
+        return json_response(delete_asset_metadata(self.core, request.path_params["guid"]))
 
     async def events(self, request: Request, user: str) -> Response:
         entry = self.core.assets.get(request.path_params["guid"])
@@ -96,20 +109,25 @@ def ars_routes(core: Core) -> list[BaseRoute]:
     """The ARS routes of the emulator."""
     ars = _Ars(core)
     auth = partial(guarded, core, "ars")
-    specimen = f"{_V1}/institutions/{{institution}}/collections/{{collection}}/specimen/{{barcode}}"
+    ads, adsu = ADMIN_DEV_SERVICE, ADMIN_DEV_SERVICE_USER
+    asset = f"{_V1}/assetmetadata/{{guid}}"
+    institution = f"{_V1}/institutions/{{institution}}"
+    specimen = f"{institution}/collections/{{collection}}/specimen/{{barcode}}"
     return [
-        Route(f"{_V1}/assetmetadata", auth(ars.create), methods=["POST"]),
-        Route(f"{_V1}/assetmetadata/{{guid}}", auth(ars.get), methods=["GET"]),
-        Route(f"{_V1}/assetmetadata/{{guid}}", auth(ars.update), methods=["PUT"]),
-        Route(f"{_V1}/assetmetadata/{{guid}}/events", auth(ars.events), methods=["GET"]),
-        Route(f"{_V1}/assets/status/{{guid}}", auth(ars.status), methods=["GET"]),
-        Route(f"{_V1}/assets/inprogress", auth(ars.in_progress), methods=["GET"]),
-        Route(f"{_V1}/institutions", auth(ars.institutions), methods=["GET"]),
-        Route(f"{_V1}/institutions/{{institution}}", auth(ars.institution), methods=["GET"]),
-        Route(f"{_V1}/institutions/{{institution}}/collections", auth(ars.collections), methods=["GET"]),
-        Route(f"{_V1}/institutions/{{institution}}/pipelines", auth(ars.pipelines), methods=["GET"]),
-        Route(f"{_V1}/institutions/{{institution}}/workstations", auth(ars.workstations), methods=["GET"]),
-        Route(f"{_V1}/lists/{{name}}", auth(ars.lists), methods=["GET"]),
-        Route(specimen, auth(ars.put_specimen), methods=["PUT"]),
+        Route(f"{_V1}/assetmetadata", auth(ars.create, roles=ads), methods=["POST"]),
+        Route(asset, auth(ars.get, roles=adsu), methods=["GET"]),
+        Route(asset, auth(ars.update, roles=ads), methods=["PUT"]),
+        Route(asset, auth(ars.delete, roles=ADMIN_ONLY), methods=["DELETE"]),
+        Route(f"{asset}/deleteMetadata", auth(ars.delete_metadata, roles=ADMIN_ONLY), methods=["DELETE"]),
+        Route(f"{asset}/events", auth(ars.events), methods=["GET"]),
+        Route(f"{_V1}/assets/status/{{guid}}", auth(ars.status, roles=adsu), methods=["GET"]),
+        Route(f"{_V1}/assets/inprogress", auth(ars.in_progress, roles=ads), methods=["GET"]),
+        Route(f"{_V1}/institutions", auth(ars.institutions, roles=ads), methods=["GET"]),
+        Route(institution, auth(ars.institution, roles=ads), methods=["GET"]),
+        Route(f"{institution}/collections", auth(ars.collections, roles=adsu), methods=["GET"]),
+        Route(f"{institution}/pipelines", auth(ars.pipelines, roles=ads), methods=["GET"]),
+        Route(f"{institution}/workstations", auth(ars.workstations, roles=ads), methods=["GET"]),
+        Route(f"{_V1}/lists/{{name}}", auth(ars.lists, roles=adsu), methods=["GET"]),
+        Route(specimen, auth(ars.put_specimen, roles=ads), methods=["PUT"]),
         Route(specimen, guarded(core, "ars", ars.get_specimen, auth=False), methods=["GET"]),
     ]

@@ -1,4 +1,8 @@
-"""File-proxy routes (``/file_proxy/api/…``): shares, uploads, listings (spec §4)."""
+"""File-proxy routes (``/file_proxy/api/…``): shares, uploads, listings, deletes (spec §4).
+
+Each route carries the ``@RolesAllowed`` set of the spec's roles column; reading one file of a share and
+listing the share only need a token.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +13,10 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from integration.emulators.ars._errors import json_response
+from integration.emulators.ars._file_deletes import delete_in_share
 from integration.emulators.ars._http import guarded, host_of
 from integration.emulators.ars._model import Core
+from integration.emulators.ars._roles import ADMIN_DEV_SERVICE, ADMIN_DEV_SERVICE_USER, ADMIN_ONLY, ADMIN_SERVICE
 from integration.emulators.ars._shares import (
     ALLOCATION_HTTP,
     change_allocation,
@@ -56,6 +62,10 @@ class _FileProxy:
         path = share_file(self.core, _where(request), request.path_params["path"])
         return FileResponse(path, filename=path.name)
 
+    async def delete_file(self, request: Request, user: str) -> Response:
+        delete_in_share(self.core, _where(request), request.path_params["path"])
+        return Response(status_code=204)
+
     async def files(self, request: Request, user: str) -> Response:
         return json_response(asset_files(self.core, request.path_params["guid"]))
 
@@ -97,14 +107,16 @@ def fileproxy_routes(core: Core) -> list[BaseRoute]:
     """The file-proxy routes of the emulator."""
     fp = _FileProxy(core)
     auth = partial(guarded, core, "fp")
+    ads = ADMIN_DEV_SERVICE
     return [
         Route(f"{_FOLDER}/", auth(fp.listing), methods=["GET"]),
-        Route(f"{_FOLDER}/{{path:path}}", auth(fp.upload), methods=["PUT"]),
+        Route(f"{_FOLDER}/{{path:path}}", auth(fp.upload, roles=ads), methods=["PUT"]),
         Route(f"{_FOLDER}/{{path:path}}", auth(fp.download), methods=["GET"]),
-        Route(f"{_FP}/assets/{{guid}}/files", auth(fp.files), methods=["GET"]),
-        Route(f"{_SHARE}/createShare", auth(fp.create_share), methods=["POST"]),
-        Route(f"{_SHARE}/deleteShare", auth(fp.delete_share), methods=["DELETE"]),
-        Route(f"{_SHARE}/changeAllocation", auth(fp.change_allocation), methods=["POST"]),
-        Route(f"{_SHARE}/synchronize", auth(fp.synchronize), methods=["POST"]),
-        Route(f"{_FP}/shares", auth(fp.shares), methods=["GET"]),
+        Route(f"{_FOLDER}/{{path:path}}", auth(fp.delete_file, roles=ADMIN_ONLY), methods=["DELETE"]),
+        Route(f"{_FP}/assets/{{guid}}/files", auth(fp.files, roles=ADMIN_DEV_SERVICE_USER), methods=["GET"]),
+        Route(f"{_SHARE}/createShare", auth(fp.create_share, roles=ads), methods=["POST"]),
+        Route(f"{_SHARE}/deleteShare", auth(fp.delete_share, roles=ads), methods=["DELETE"]),
+        Route(f"{_SHARE}/changeAllocation", auth(fp.change_allocation, roles=ADMIN_SERVICE), methods=["POST"]),
+        Route(f"{_SHARE}/synchronize", auth(fp.synchronize, roles=ads), methods=["POST"]),
+        Route(f"{_FP}/shares", auth(fp.shares, roles=ADMIN_SERVICE), methods=["GET"]),
     ]

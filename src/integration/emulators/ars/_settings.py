@@ -13,6 +13,7 @@ from typing import Annotated
 
 import msgspec
 
+from integration.emulators.ars._roles import SERVICE
 from integration.errors import ConfigError
 
 __all__ = ["EmulatorSettings", "FaultSettings", "InstitutionSettings", "load_settings"]
@@ -35,7 +36,8 @@ class FaultSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fi
     timeout_hang_s: NonNegFloat = 30.0
     """How long a request picked by ``timeout_rate`` hangs."""
     disk_full: bool = False
-    """Create asset and createShare answer ``DISK_FULL`` (create: 403 with the asset body, nothing stored)."""
+    """The share disk is full: create asset, createShare and a growing changeAllocation answer ``DISK_FULL``
+    (create: 403 with the asset body, nothing stored) and every HttpInfo reports ``remaining_storage_mb`` 0."""
     erda_fail_next: NonNegInt = 0
     """The next N ERDA sync jobs fail; after ``max_erda_attempts`` failed jobs the asset is ``ERDA_FAILED``."""
     stuck_asset_received: bool = False
@@ -46,6 +48,11 @@ class FaultSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fi
     """The next N successful creates are committed but answered 504 (a crash between request and reply)."""
     crc_corrupt_next: NonNegInt = 0
     """The next N uploads are treated as if their bytes arrived corrupted: 507, nothing stored."""
+    late_create_commit_next: NonNegInt = 0
+    """The next N creates that would succeed register their de-dup entry, wait ``late_create_commit_s`` and only
+    then commit and answer: a client with a shorter timeout has gone, yet the asset exists afterwards."""
+    late_create_commit_s: NonNegFloat = 5.0
+    """How long a create picked by ``late_create_commit_next`` waits before it commits."""
 
 
 class InstitutionSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -76,7 +83,13 @@ class EmulatorSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown
     data_dir: str = ""
     """Where files live (``shares/``, ``erda/``, ``tmp/``); empty = a fresh temporary directory."""
     client_id: str = "integration"
+    """The pipeline's client (client-credentials grant); its tokens carry ``client_roles``."""
     client_secret: str = "integration-secret"
+    client_roles: tuple[str, ...] = (SERVICE,)
+    """Realm roles in the main client's tokens; ``()`` gives tokens with no role (every role-guarded call 403)."""
+    admin_client_id: str = "integration-admin"
+    """A second client whose tokens carry ``dassco-admin`` (deletes, and the A-only endpoints)."""
+    admin_client_secret: str = "integration-admin-secret"
     token_lifetime_s: PosInt = 300
     """``expires_in`` of issued tokens (Keycloak's default is 5 min)."""
     signing_key: str = "ars-emulator-hs256-signing-key"
@@ -94,7 +107,8 @@ class EmulatorSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown
     file_formats: tuple[str, ...] = ("TIF", "JPEG", "RAW", "RAF", "CR3", "DNG", "TXT")
     preparation_types: tuple[str, ...] = ("slide", "pinning")
     subjects: tuple[str, ...] = ("folder", "specimen", "label")
-    issue_categories: tuple[str, ...] = ()
+    issue_categories: tuple[str, ...] = ("test",)
+    """Issue categories (ARS seeds none; a test server has ``test``, and issues need a registered category)."""
     external_publishers: tuple[str, ...] = ()
     create_dedup_s: NonNegFloat = 300.0
     """ARS ``SHARE_CREATION_BLOCKED_SECONDS``: a create that failed after registering blocks its GUID (403)."""
@@ -115,6 +129,11 @@ class EmulatorSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown
     """Seed of the random draws of ``error_rate`` / ``timeout_rate``."""
     faults: FaultSettings = FaultSettings()
     """Faults active from the start."""
+
+    def __post_init__(self) -> None:
+        """Refuse two clients with the same id (a token could not tell which roles it carries)."""
+        if self.admin_client_id == self.client_id:
+            raise ValueError("admin_client_id must differ from client_id")
 
 
 def load_settings(

@@ -23,6 +23,7 @@ __all__ = [
     "drop_share",
     "http_info",
     "open_share",
+    "share_would_open",
     "synchronize",
 ]
 
@@ -71,7 +72,11 @@ class _ChangeAllocation(msgspec.Struct, kw_only=True):
 
 
 def http_info(core: Core, guid: str, host: str, outcome: Allocation, *, fp: bool) -> dict[str, Any]:
-    """``HttpInfo``: the ARS variant, or the file-proxy one (``fp``) with two more fields."""
+    """``HttpInfo``: the ARS variant, or the file-proxy one (``fp``) with two more fields.
+
+    ``remaining_storage_mb`` is 0 while the ``disk_full`` fault is on, so a client can tell a full disk from an
+    allocation that is merely bigger than what is left (that one reports the true remainder).
+    """
     share = core.shares.get(guid)
     path = None
     if outcome.status == "SUCCESS" and share is not None:
@@ -81,7 +86,7 @@ def http_info(core: Core, guid: str, host: str, outcome: Allocation, *, fp: bool
         "hostname": core.settings.share_node_host or host,
         "total_storage_mb": core.settings.total_storage_mb,
         "cache_storage_mb": core.settings.cache_storage_mb,
-        "remaining_storage_mb": core.remaining_mb,
+        "remaining_storage_mb": 0 if core.faults.disk_full else core.remaining_mb,
         "allocated_storage_mb": outcome.allocated_mb,
         "allocation_status_text": outcome.text,
         "http_allocation_status": outcome.status,
@@ -96,6 +101,35 @@ def _synced_copy(row: FileRow, rel: str, file_id: int) -> FileRow:
     return msgspec.structs.replace(row, rel=rel, file_id=file_id, delete_after_sync=False)
 
 
+def _parent_rows(core: Core, parents: list[str]) -> list[tuple[str, str, FileRow]]:
+    """(parent, rel, row) of every ERDA file of every parent; 500 if a parent has none (the file proxy throws)."""
+    found: list[tuple[str, str, FileRow]] = []
+    for parent in parents:
+        entry = core.assets.get(parent)
+        if entry is None or not entry.erda_files:
+            raise server_error(f"Parent {parent} has no files in ERDA")
+        found.extend((parent, rel, row) for rel, row in entry.erda_files.items())
+    return found
+
+
+def _check_allocation(core: Core, guid: str, allocation_mb: int, parent_bytes: int) -> Allocation:
+    """The allocation check of createShare: the ERDA files must fit, and so must the allocation on the disk."""
+    entry = core.assets.get(guid)
+    own_bytes = sum(row.size_bytes for row in entry.erda_files.values()) if entry else 0
+    if own_bytes + parent_bytes > allocation_mb * MB:
+        text = "Total size of existing asset files (and parent folder), exceeds requested allocation"
+        return Allocation(status="BAD_REQUEST", text=text)
+    if core.faults.disk_full or allocation_mb > core.remaining_mb:
+        return Allocation(status="DISK_FULL")
+    return Allocation(status="SUCCESS", allocated_mb=allocation_mb, parent_bytes=parent_bytes)
+
+
+def share_would_open(core: Core, guid: str, allocation_mb: int, parents: list[str]) -> bool:
+    """Whether :func:`open_share` would succeed now; raises what it would raise."""
+    parent_bytes = sum(row.size_bytes for _, _, row in _parent_rows(core, parents))
+    return _check_allocation(core, guid, allocation_mb, parent_bytes).status == "SUCCESS"
+
+
 def open_share(
     core: Core, guid: str, institution: str, collection: str, allocation_mb: int, parents: list[str]
 ) -> Allocation:
@@ -103,23 +137,16 @@ def open_share(
 
     Raises a 500 if a parent has no files in ERDA (the file proxy throws).
     """
+    parent_rows = _parent_rows(core, parents)
+    outcome = _check_allocation(core, guid, allocation_mb, sum(row.size_bytes for _, _, row in parent_rows))
+    if outcome.status != "SUCCESS":
+        return outcome
     entry = core.assets.get(guid)
     own = entry.erda_files if entry else {}
-    parent_rows: list[tuple[str, str, FileRow]] = []
-    for parent in parents:
-        rows = core.assets[parent].erda_files
-        if not rows:
-            raise server_error(f"Parent {parent} has no files in ERDA")
-        parent_rows.extend((parent, rel, row) for rel, row in rows.items())
-    parent_bytes = sum(row.size_bytes for _, _, row in parent_rows)
-    if sum(row.size_bytes for row in own.values()) + parent_bytes > allocation_mb * MB:
-        text = "Total size of existing asset files (and parent folder), exceeds requested allocation"
-        return Allocation(status="BAD_REQUEST", text=text)
-    if core.faults.disk_full or allocation_mb > core.remaining_mb:
-        return Allocation(status="DISK_FULL")
     share = Share(guid=guid, institution=institution, collection=collection, allocation_mb=allocation_mb)
-    share.parent_bytes = parent_bytes
+    share.parent_bytes = outcome.parent_bytes
     share_dir = core.storage.share_dir(institution, collection, guid)
+    share_dir.mkdir(parents=True, exist_ok=True)
     core.storage.copy_files(core.storage.erda_dir(institution, collection, guid), share_dir, list(own))
     share.files = {rel: _synced_copy(row, rel, row.file_id) for rel, row in own.items()}
     for parent, rel, row in parent_rows:
@@ -128,7 +155,7 @@ def open_share(
         share.files[f"parents/{parent}/{rel}"] = _synced_copy(row, f"parents/{parent}/{rel}", core.next_file_id())
     core.shares[guid] = share
     core.allocated_mb += allocation_mb
-    return Allocation(status="SUCCESS", allocated_mb=allocation_mb, parent_bytes=parent_bytes)
+    return outcome
 
 
 def drop_share(core: Core, share: Share) -> None:

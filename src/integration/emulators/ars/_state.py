@@ -64,9 +64,12 @@ class ArsEmulator:
         values["creates_committed_by_guid"] = dict(counters.creates_committed_by_guid)
         return EmulatorStats(**values)
 
-    def issue_token(self, *, now: float | None = None) -> str:
-        """A valid bearer token for the configured client (issued at ``now``, default: the current time)."""
-        return self.core.issuer.issue(self.core.settings.client_id, now=now)
+    def issue_token(self, *, now: float | None = None, client_id: str | None = None) -> str:
+        """A valid bearer token of ``client_id`` (default: the pipeline's client), issued at ``now`` (default: now).
+
+        Pass ``settings.admin_client_id`` for a ``dassco-admin`` token. Raises KeyError for an unknown client id.
+        """
+        return self.core.issuer.issue(client_id or self.core.settings.client_id, now=now)
 
     def internal_status(self, guid: str) -> str | None:
         """The internal status of ``guid``, or None if the asset does not exist."""

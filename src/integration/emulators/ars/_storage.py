@@ -104,6 +104,12 @@ class Storage:
             (erda / rel).unlink(missing_ok=True)
 
     @staticmethod
+    def delete_files(folder: Path, rels: list[str]) -> None:
+        """Delete the files ``rels`` of ``folder`` (missing ones are fine)."""
+        for rel in rels:
+            (folder / rel).unlink(missing_ok=True)
+
+    @staticmethod
     def remove(folder: Path) -> None:
         """Delete ``folder`` and everything in it, if it exists."""
         shutil.rmtree(folder, ignore_errors=True)

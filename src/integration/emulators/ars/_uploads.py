@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from integration.emulators.ars._assets import parse_query_int
-from integration.emulators.ars._errors import ApiError, bad_request, not_found
+from integration.emulators.ars._errors import bad_request, file_not_found
 from integration.emulators.ars._model import Core, FileRow, Share
 from integration.emulators.ars._shares import MB
 from integration.emulators.ars._storage import safe_relative
@@ -114,18 +114,23 @@ def asset_files(core: Core, guid: str) -> list[dict[str, Any]]:
 
 
 def share_listing(core: Core, where: tuple[str, str, str], host: str) -> list[str]:
-    """``GET /assetfiles/{i}/{c}/{guid}/``: download URLs of every file in the open share."""
+    """``GET /assetfiles/{i}/{c}/{guid}/``: URLs of every file in the open share, ``parents/…`` included.
+
+    Built as the file proxy builds them, from the folder path: names are not percent-encoded (httpx encodes
+    them when given the URL). No open share (or another institution / collection): an empty list, because the
+    file proxy lists a folder that does not exist.
+    """
     share = core.shares.get(where[2])
     if share is None or (share.institution, share.collection) != where[:2]:
-        raise not_found("Share directory doesnt exist")
+        return []
     base = f"{core.settings.share_node_host or host}/file_proxy/api/assetfiles/{'/'.join(where)}"
     return [f"{base}/{rel}" for rel in share.files]
 
 
 def share_file(core: Core, where: tuple[str, str, str], path: str) -> Path:
-    """``GET /assetfiles/{i}/{c}/{guid}/{path}``: the file in the open share; 404 if it is not there."""
+    """``GET /assetfiles/{i}/{c}/{guid}/{path}``: the file in the open share; 404 (FP envelope) if not there."""
     share = core.shares.get(where[2])
     rel = safe_relative(path)
     if share is None or rel is None or rel not in share.files or (share.institution, share.collection) != where[:2]:
-        raise ApiError(404, "NOT_FOUND", f"Asset file not found for institution: {where[0]}")
+        raise file_not_found(where, path)
     return core.storage.share_dir(*where) / rel

@@ -1,0 +1,226 @@
+"""The daemon: one nursery with every actor, each supervised, over one store and one ARS client.
+
+Start-up order: the daemon lock (one daemon per database) → store (migrated) → ARS client → the start-up
+check of the ARS credentials and URL (refuse to start with an actionable message when they are wrong) →
+lanes restored from the store → every unfinished asset given a wake-up → the actors. Shutdown is
+cancellation: every external side effect is bracketed by a persisted intent, so stopping anywhere is safe,
+and the only shielded work (a store transaction) is short.
+
+The actors, one job each (docs/architecture.md):
+
+=================  ===================================================================================
+dispatcher         runs one asset actor per asset handed to it, bounded by ``concurrency.assets``
+wake-timer         hands assets to the dispatcher when their wake-up is due (waiting for room)
+sync-poller        asks ARS whether the ERDA sync of due ``syncing`` assets is done
+lane-prober        probes paused lanes and held groups at a growing interval
+ndrive-watcher     imports settled session folders
+admin-requests     answers ``integration retry`` / ``ack`` while the daemon runs
+heartbeat-writer   writes every actor's heartbeat for ``integration status``
+=================  ===================================================================================
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from functools import partial
+from pathlib import Path
+from typing import Literal
+
+import httpx
+import msgspec
+import structlog
+import trio
+
+from integration.actors._admin import run_admin_requests
+from integration.actors._asset_actor import DRIVABLE, drive_asset
+from integration.actors._deps import AssetDeps
+from integration.actors._dispatcher import Dispatcher
+from integration.actors._heartbeats import Heartbeats, run_heartbeat_writer
+from integration.actors._lanes import Lanes, run_lane_prober
+from integration.actors._signal import Signal
+from integration.actors._supervisor import supervise
+from integration.actors._sync_poller import SyncPollerStatistics, run_sync_poller
+from integration.actors._wake_timer import WakeTimerStatistics, run_wake_timer
+from integration.actors._watcher import WatcherStatistics, ndrive_health_probe, run_ndrive_watcher
+from integration.adapters.ars import ArsClient, open_ars_client
+from integration.adapters.files import check_writable
+from integration.config import Config
+from integration.errors import ArsUnavailable
+from integration.state_machines import Driver, states_driven_by
+from integration.store import Store, daemon_lock, open_store
+
+__all__ = ["Daemon", "StartupCheck", "run_daemon"]
+
+log = structlog.get_logger()
+
+#: ``require``: refuse to start when ARS cannot be reached or refuses our credentials / URL;
+#: ``offline_ok``: start with the ARS lane paused when ARS is unreachable (still refuse wrong credentials);
+#: ``skip``: no check (tests that start ARS faults on purpose).
+StartupCheck = Literal["require", "offline_ok", "skip"]
+
+
+class Daemon(msgspec.Struct, kw_only=True):
+    """Handles on a running daemon, given to ``task_status.started`` (for the demo, tests and status)."""
+
+    store: Store
+    ars: ArsClient
+    lanes: Lanes
+    dispatcher: Dispatcher
+    heartbeats: Heartbeats
+    watcher: WatcherStatistics
+    poller: SyncPollerStatistics
+    timer: WakeTimerStatistics
+
+
+async def run_daemon(
+    config: Config,
+    *,
+    secret: str | Callable[[], str],
+    transport: httpx.AsyncBaseTransport | None = None,
+    startup_check: StartupCheck = "require",
+    clock: Callable[[], float] = time.time,
+    task_status: trio.TaskStatus[Daemon] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the integration daemon until cancelled.
+
+    Raises :class:`~integration.errors.DaemonRunning` when another daemon holds the database, and the ARS
+    start-up check's :class:`~integration.errors.InfrastructureError` when ARS refuses us (see
+    :data:`StartupCheck`).
+    """
+    database = Path(config.storage.database)
+    with daemon_lock(database):
+        async with open_store(database, clock=clock) as store:
+            limiter = trio.CapacityLimiter(config.concurrency.ars_connections)
+            async with open_ars_client(
+                config.ars, config.retry, secret=secret, transport=transport, limiter=limiter
+            ) as ars:
+                await _run(
+                    config, store=store, ars=ars, startup_check=startup_check, clock=clock, task_status=task_status
+                )
+
+
+async def _run(
+    config: Config,
+    *,
+    store: Store,
+    ars: ArsClient,
+    startup_check: StartupCheck,
+    clock: Callable[[], float],
+    task_status: trio.TaskStatus[Daemon],
+) -> None:
+    heartbeats = Heartbeats(clock=clock)
+    timer_signal, poller_signal = Signal(), Signal()
+
+    async def release(lane: str, reason: str) -> int:
+        woken = await store.wakeups.release(lane, reason=reason)
+        timer_signal.set()
+        return woken
+
+    lanes = Lanes(store=store, config=config.lanes, clock=clock, release=release)
+    await lanes.restore()
+    await _check_ars(ars, lanes, startup_check)
+    deps = AssetDeps(
+        store=store,
+        ars=ars,
+        lanes=lanes,
+        config=config,
+        wake_timer=timer_signal.set,
+        wake_poller=poller_signal.set,
+        clock=clock,
+    )
+
+    async def drive(guid: str) -> None:
+        await drive_asset(guid, deps)
+
+    dispatcher = Dispatcher(
+        store=store,
+        drive=drive,
+        limiter=trio.CapacityLimiter(config.concurrency.assets),
+        queue_size=config.concurrency.assets * 4,
+        timer=timer_signal,
+    )
+
+    async def dispatch() -> None:
+        # Every (re)start of the dispatcher gives the unfinished assets a wake-up again: an actor that was
+        # running when the dispatcher crashed must not be forgotten until the next daemon restart.
+        dispatched, polled, released = await store.wakeups.resume_all(
+            drivable=DRIVABLE, polled=states_driven_by(Driver.SYNC_POLLER), paused_lanes=lanes.paused_names()
+        )
+        if dispatched or polled or released:
+            log.info("resuming_unfinished_assets", dispatch=dispatched, polls=polled, released=released)
+        timer_signal.set()
+        poller_signal.set()
+        await dispatcher.run()
+
+    stats = Daemon(
+        store=store,
+        ars=ars,
+        lanes=lanes,
+        dispatcher=dispatcher,
+        heartbeats=heartbeats,
+        watcher=WatcherStatistics(),
+        poller=SyncPollerStatistics(),
+        timer=WakeTimerStatistics(),
+    )
+    health = {
+        "ars": ars.check,
+        "intake": lambda: ndrive_health_probe(config),
+        "storage": lambda: trio.to_thread.run_sync(check_writable, Path(config.storage.root), abandon_on_cancel=True),
+    }
+    actors: dict[str, Callable[[], Awaitable[None]]] = {
+        "dispatcher": dispatch,
+        "wake-timer": lambda: run_wake_timer(
+            store=store,
+            dispatcher=dispatcher,
+            signal=timer_signal,
+            heartbeats=heartbeats,
+            clock=clock,
+            statistics=stats.timer,
+        ),
+        "sync-poller": lambda: run_sync_poller(
+            deps=deps, dispatcher=dispatcher, signal=poller_signal, heartbeats=heartbeats, statistics=stats.poller
+        ),
+        "lane-prober": lambda: run_lane_prober(
+            lanes=lanes, health=health, store=store, wake=dispatcher.wake, heartbeats=heartbeats, clock=clock
+        ),
+        "ndrive-watcher": lambda: run_ndrive_watcher(
+            store=store,
+            config=config,
+            dispatcher=dispatcher,
+            lanes=lanes,
+            copy_limiter=trio.CapacityLimiter(config.concurrency.copies),
+            heartbeats=heartbeats,
+            statistics=stats.watcher,
+        ),
+        "admin-requests": lambda: run_admin_requests(
+            store=store, ars=ars, wake=dispatcher.wake, heartbeats=heartbeats, interval_s=config.daemon.admin_poll_s
+        ),
+        "heartbeat-writer": lambda: run_heartbeat_writer(
+            store=store, heartbeats=heartbeats, interval_s=config.daemon.heartbeat_s
+        ),
+    }
+    async with trio.open_nursery() as nursery:
+        for name, actor in actors.items():
+            nursery.start_soon(
+                partial(supervise, heartbeats=heartbeats, healthy_after_s=config.daemon.restart_healthy_after_s),
+                name,
+                actor,
+            )
+        log.info("daemon_started", ndrive=config.ndrive.root, workstations=config.ndrive.workstations)
+        task_status.started(stats)
+
+
+async def _check_ars(ars: ArsClient, lanes: Lanes, startup_check: StartupCheck) -> None:
+    """The start-up check of ARS (see :data:`StartupCheck`)."""
+    if startup_check == "skip":
+        return
+    try:
+        await ars.check()
+    except ArsUnavailable as exc:
+        if startup_check == "require":
+            raise
+        await lanes.ars.pause(f"ARS was unreachable at start-up: {exc.reason}", probe="health", actor="daemon")
+        return
+    if lanes.ars.paused:
+        await lanes.ars.resume("ARS answered the start-up check", actor="daemon")

@@ -1,0 +1,27 @@
+"""What the actors that move assets need, passed explicitly (no module-level clients, no service locator)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import msgspec
+
+from integration.actors._lanes import Lanes
+from integration.adapters.ars import ArsClient
+from integration.config import Config
+from integration.store import Store
+
+__all__ = ["AssetDeps"]
+
+
+class AssetDeps(msgspec.Struct, frozen=True, kw_only=True):
+    """The dependencies of the asset actor and the sync poller."""
+
+    store: Store
+    ars: ArsClient
+    lanes: Lanes
+    config: Config
+    wake_timer: Callable[[], None] = lambda: None  # a dispatch wake-up was stored: look at the wake-ups again
+    wake_poller: Callable[[], None] = lambda: None  # a sync poll was stored: look at the polls again
+    clock: Callable[[], float] = time.time

@@ -1,0 +1,105 @@
+"""Operator requests (``integration retry``, ``integration ack``) handed to a running daemon.
+
+While a daemon runs, the commands do not change assets themselves: they add a row here and wait for the
+daemon's answer, so every change goes through the daemon's actors and the one-writer rule holds (the row is
+the only write, and the daemon picks it up within ``daemon.admin_poll_s``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from integration.store._records import RequestRecord
+from integration.store._thread import DatabaseThread
+
+__all__ = ["RequestRepository", "read_request", "request_from_row", "submit_request"]
+
+_REQUEST_COLUMNS = "id, kind, body, requested_by, created_at, status, result, done_at"
+
+
+def request_from_row(row: tuple[Any, ...]) -> RequestRecord:
+    """A :class:`RequestRecord` from a row selected with the request columns."""
+    return RequestRecord(
+        id=row[0],
+        kind=row[1],
+        body=row[2],
+        requested_by=row[3],
+        created_at=row[4],
+        status=row[5],
+        result=row[6],
+        done_at=row[7],
+    )
+
+
+def submit_request(database: Path, *, kind: str, body: str, requested_by: str) -> int:
+    """Add a pending request for the running daemon (one short write transaction); returns its id."""
+    with contextlib.closing(sqlite3.connect(database, timeout=10.0, isolation_level=None)) as connection:
+        cursor = connection.execute(
+            "INSERT INTO requests (kind, body, requested_by, created_at) VALUES (?,?,?,?)",
+            (kind, body, requested_by, time.time()),
+        )
+        return int(cursor.lastrowid or 0)
+
+
+def read_request(database: Path, request_id: int) -> RequestRecord | None:
+    """The request as it is now (read-only connection)."""
+    uri = f"file:{database}?mode=ro"
+    with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=10.0)) as connection:
+        row = connection.execute(f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE id = ?", (request_id,)).fetchone()
+    return None if row is None else request_from_row(row)
+
+
+class RequestRepository:
+    """Pending operator requests, as the daemon sees them."""
+
+    def __init__(self, db: DatabaseThread, clock: Callable[[], float]) -> None:
+        self._db = db
+        self._clock = clock
+
+    async def submit(self, *, kind: str, body: str, requested_by: str) -> int:
+        """Add a pending request (what :func:`submit_request` does from another process)."""
+        now = self._clock()
+
+        def insert(connection: sqlite3.Connection) -> int:
+            cursor = connection.execute(
+                "INSERT INTO requests (kind, body, requested_by, created_at) VALUES (?,?,?,?)",
+                (kind, body, requested_by, now),
+            )
+            return int(cursor.lastrowid or 0)
+
+        return await self._db.call(insert)
+
+    async def pending(self, *, limit: int = 20) -> list[RequestRecord]:
+        """Requests not yet handled, oldest first (index ``requests_pending``)."""
+
+        def query(connection: sqlite3.Connection) -> list[RequestRecord]:
+            rows = connection.execute(
+                f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE status = 'pending' ORDER BY id LIMIT ?", (limit,)
+            ).fetchall()
+            return [request_from_row(r) for r in rows]
+
+        return await self._db.call(query)
+
+    async def finish(self, request_id: int, *, ok: bool, result: str) -> None:
+        """Record the answer to a request."""
+        now = self._clock()
+        await self._db.call(
+            lambda c: c.execute(
+                "UPDATE requests SET status = ?, result = ?, done_at = ? WHERE id = ?",
+                ("done" if ok else "failed", result, now, request_id),
+            )
+        )
+
+    async def get(self, request_id: int) -> RequestRecord | None:
+        """One request."""
+
+        def query(connection: sqlite3.Connection) -> RequestRecord | None:
+            row = connection.execute(f"SELECT {_REQUEST_COLUMNS} FROM requests WHERE id = ?", (request_id,)).fetchone()
+            return None if row is None else request_from_row(row)
+
+        return await self._db.call(query)

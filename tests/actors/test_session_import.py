@@ -1,0 +1,228 @@
+"""Importing one settled session: the rename is recorded durably, late arrivals are never lost, and a corrected
+re-delivery replaces a quarantined asset instead of being refused as a duplicate."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from actor_support import Harness, harness
+from daemon_support import write_session
+from integration.actors import _session_import, _watcher
+from integration.actors._session_import import SessionImporter, WatcherStatistics, relevant
+from integration.adapters.ndrive import snapshot_session
+from integration.state_machines import AssetState, AssetTrigger
+
+WS = "test-workstation"
+
+
+def importer(h: Harness) -> SessionImporter:
+    assert h.dispatcher is not None
+    return SessionImporter(
+        store=h.store,
+        config=h.config,
+        dispatcher=h.dispatcher,
+        copy_limiter=trio.CapacityLimiter(2),
+        stats=WatcherStatistics(),
+    )
+
+
+async def import_once(h: Harness, folder: Path) -> bool:
+    """Import ``folder`` as the watcher would once it settled."""
+    snapshot = relevant(await trio.to_thread.run_sync(snapshot_session, folder))
+    return await importer(h).import_session(folder, WS, snapshot)
+
+
+async def test_ndrive_paths_follow_the_rename_including_a_suffix(tmp_path: Path) -> None:
+    """After the `imported_` rename (here `imported_s1_2`, the first name being taken) the store has the new paths."""
+    guids = write_session(tmp_path, WS, "s1", 2, seed=1)
+    (tmp_path / "ndrive" / WS / "imported_s1").mkdir()
+    async with harness(tmp_path) as h:
+        assert await import_once(h, tmp_path / "ndrive" / WS / "s1")
+        target = tmp_path / "ndrive" / WS / "imported_s1_2"
+        for guid in guids:
+            for stored in await h.store.assets.files(guid):
+                assert stored.ndrive_path == str(target / stored.record.name)
+                assert Path(stored.ndrive_path).exists()
+        session = await h.store.intake.session(str(tmp_path / "ndrive" / WS / "s1"))
+        assert session is not None
+        assert session.imported_path == str(target)
+
+
+async def test_the_records_are_durable_before_the_rename_is_attempted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When the folder is renamed, the assets and the rename target are already committed (synchronous=FULL)."""
+    guids = write_session(tmp_path, WS, "s1", 2, seed=2)
+    folder = tmp_path / "ndrive" / WS / "s1"
+    seen: dict[str, Any] = {}
+    real_rename = _session_import.rename_session
+
+    def rename(session: Path, target: Path) -> None:
+        with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as other:
+            seen["assets"] = sorted(r[0] for r in other.execute("SELECT guid FROM assets"))
+            seen["intent"] = other.execute(
+                "SELECT detail FROM intents WHERE entity_kind = 'session' AND operation = 'rename'"
+            ).fetchall()
+        real_rename(session, target)
+
+    monkeypatch.setattr(_session_import, "rename_session", rename)
+    async with harness(tmp_path) as h:
+        database = Path(h.config.storage.database)
+        assert await h.store.run(lambda c: c.execute("PRAGMA synchronous").fetchone()[0]) == 2
+        assert await import_once(h, folder)
+    assert seen["assets"] == sorted(guids)
+    assert seen["intent"] == [(str(folder.parent / "imported_s1"),)]
+
+
+async def test_a_late_sibling_joins_its_asset_while_nothing_went_to_ars(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A raw file landing between the last look and the rename is added to its still-ingested asset."""
+    [guid] = write_session(tmp_path, WS, "s1", 1, seed=3)
+    folder = tmp_path / "ndrive" / WS / "s1"
+    real_rename = _session_import.rename_session
+
+    def rename(session: Path, target: Path) -> None:
+        (session / f"{guid}.dng").write_bytes(b"II*\x00" + b"raw" * 100)  # arrives in the last moment
+        real_rename(session, target)
+
+    monkeypatch.setattr(_session_import, "rename_session", rename)
+    async with harness(tmp_path) as h:
+        assert await import_once(h, folder)
+        files = {f.record.name: f for f in await h.store.assets.files(guid)}
+        assert set(files) == {f"{guid}.json", f"{guid}.tif", f"{guid}.dng"}
+        assert Path(files[f"{guid}.dng"].record.local_path).read_bytes().startswith(b"II*\x00raw")
+        assert files[f"{guid}.dng"].ndrive_path.endswith(f"imported_s1/{guid}.dng")
+        assert "file_added" in [e.trigger for e in await h.store.assets.events(guid)]
+
+
+async def test_a_late_sibling_of_an_asset_on_its_way_to_ars_is_rejected_with_a_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the asset's create already started, the late file is not added but rejected with a note by it."""
+    [guid] = write_session(tmp_path, WS, "s1", 1, seed=4)
+    folder = tmp_path / "ndrive" / WS / "s1"
+    real_rename = _session_import.rename_session
+    state: dict[str, Harness] = {}
+
+    def rename(session: Path, target: Path) -> None:
+        (session / f"{guid}.dng").write_bytes(b"II*\x00" + b"raw" * 100)
+        real_rename(session, target)
+
+    monkeypatch.setattr(_session_import, "rename_session", rename)
+    async with harness(tmp_path) as h:
+        state["h"] = h
+
+        async def started(*args: Any, **kwargs: Any) -> None:  # the actor opened its create intent meanwhile
+            await h.store.assets.open_intent(guid, "create", expected=AssetState.INGESTED, actor="asset-actor")
+
+        real_late = importer(h)._late_arrivals
+
+        async def late(session: Path, target: Path, planned: Any) -> None:
+            await started()
+            await real_late(session, target, planned)
+
+        monkeypatch.setattr(SessionImporter, "_late_arrivals", lambda self, *a: late(*a))
+        assert await import_once(h, folder)
+        assert {f.record.name for f in await h.store.assets.files(guid)} == {f"{guid}.json", f"{guid}.tif"}
+        [rejection] = await h.store.intake.rejections()
+        assert rejection.name == f"{guid}.dng"
+        assert "already on its way to ARS" in rejection.reason
+        assert (folder.parent / "imported_s1" / f"{guid}.dng.error.txt").exists()
+
+
+async def test_a_whole_late_asset_is_imported(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An asset whose files all land in the last moment is imported from the renamed folder, not lost."""
+    write_session(tmp_path, WS, "s1", 1, seed=5)
+    folder = tmp_path / "ndrive" / WS / "s1"
+    real_rename = _session_import.rename_session
+    late: list[str] = []
+
+    def rename(session: Path, target: Path) -> None:
+        late.extend(write_session(tmp_path, WS, "s1", 1, seed=6))
+        real_rename(session, target)
+
+    monkeypatch.setattr(_session_import, "rename_session", rename)
+    async with harness(tmp_path) as h:
+        assert await import_once(h, folder)
+        record = await h.store.assets.get(late[0])
+        assert record is not None
+        assert record.state is AssetState.INGESTED
+        [tif] = [f for f in await h.store.assets.files(late[0]) if f.record.name.endswith(".tif")]
+        assert tif.ndrive_path.endswith(f"imported_s1/{late[0]}.tif")
+        await trio.sleep(0.1)
+        assert late[0] in h.driven
+
+
+async def test_a_corrected_redelivery_replaces_a_quarantined_asset(tmp_path: Path) -> None:
+    """Fixed files of a quarantined GUID in a new session replace its files and metadata, with an event."""
+    [guid] = write_session(tmp_path, WS, "s1", 1, seed=7)
+    async with harness(tmp_path) as h:
+        assert await import_once(h, tmp_path / "ndrive" / WS / "s1")
+        await h.store.assets.transition(
+            guid, AssetTrigger.QUARANTINE, expected=AssetState.INGESTED, reason="ARS refused the metadata", actor="t"
+        )
+        fixed = tmp_path / "ndrive" / WS / "s2"
+        fixed.mkdir()
+        for source in (tmp_path / "ndrive" / WS / "imported_s1").iterdir():
+            (fixed / source.name).write_bytes(source.read_bytes())
+        metadata = json.loads((fixed / f"{guid}.json").read_text())
+        metadata["digitiser"] = "corrected"
+        (fixed / f"{guid}.json").write_text(json.dumps(metadata))
+        h.driven.clear()
+        assert await import_once(h, fixed)
+        record = await h.store.assets.get(guid)
+        assert record is not None
+        assert record.state is AssetState.INGESTED
+        assert record.session == str(fixed)
+        assert b"corrected" in (await h.store.assets.metadata_json(guid) or b"")
+        assert "redeliver" in [e.trigger for e in await h.store.assets.events(guid)]
+        assert await h.store.intake.rejections() == []
+        await trio.sleep(0.1)
+        assert h.driven == [guid]
+
+
+async def test_a_second_copy_of_an_asset_in_progress_is_still_a_duplicate(tmp_path: Path) -> None:
+    """A GUID that is not quarantined or failed is refused in a second session, which is left untouched."""
+    [guid] = write_session(tmp_path, WS, "s1", 1, seed=8)
+    async with harness(tmp_path) as h:
+        assert await import_once(h, tmp_path / "ndrive" / WS / "s1")
+        second = tmp_path / "ndrive" / WS / "s2"
+        second.mkdir()
+        for source in (tmp_path / "ndrive" / WS / "imported_s1").iterdir():
+            (second / source.name).write_bytes(source.read_bytes())
+        assert await import_once(h, second)
+        [rejection] = await h.store.intake.rejections()
+        assert rejection.guid == guid
+        assert "already imported" in rejection.reason
+
+
+@pytest.mark.parametrize("happened", [True, False])
+async def test_an_interrupted_rename_is_settled_at_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, happened: bool
+) -> None:
+    """A crash between the rename intent and its record is settled: recorded if it happened, else forgotten."""
+    write_session(tmp_path, WS, "s1", 1, seed=9)
+    folder = tmp_path / "ndrive" / WS / "s1"
+    target = folder.parent / "imported_s1"
+    async with harness(tmp_path) as h:
+        await h.store.intake.start_rename(str(folder), str(target), actor="crashed")
+        if happened:
+            folder.rename(target)
+        watcher = _watcher._Watcher(importer(h), h.lanes)
+        await watcher.settle_renames()
+        assert await h.store.intake.pending_renames() == {}
+        session = await h.store.intake.session(str(folder))
+        if happened:
+            assert session is not None
+            assert session.imported_path == str(target)
+        else:
+            assert session is None
+            assert folder.is_dir()
