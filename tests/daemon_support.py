@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -80,12 +81,27 @@ def make_config(root: Path, port: int, **sections: dict[str, Any]) -> Config:
     return parse_config(tomli_w.dumps(config_dict(root, port, **sections)))
 
 
-async def start_daemon(nursery: trio.Nursery, config: Config, *, startup_check: StartupCheck = "require") -> Daemon:
+async def start_daemon(
+    nursery: trio.Nursery,
+    config: Config,
+    *,
+    startup_check: StartupCheck = "require",
+    secret: str | Callable[[], str] = SECRET,
+) -> Daemon:
     """Start the daemon in ``nursery`` (with the ARS start-up check unless told otherwise)."""
     daemon: Daemon = await nursery.start(
-        lambda task_status: run_daemon(config, secret=SECRET, startup_check=startup_check, task_status=task_status)
+        lambda task_status: run_daemon(config, secret=secret, startup_check=startup_check, task_status=task_status)
     )
     return daemon
+
+
+async def wait_until(predicate: Callable[[], Awaitable[bool]], *, timeout: float = 30.0, what: str = "") -> None:
+    """Poll ``predicate`` every 50 ms until it is true (fails after ``timeout`` s, naming ``what``)."""
+    with trio.move_on_after(timeout):
+        while not await predicate():
+            await trio.sleep(0.05)
+        return
+    raise AssertionError(f"timed out waiting for {what or predicate}")
 
 
 def write_session(
@@ -128,5 +144,6 @@ __all__ = [
     "serve_ars",
     "start_daemon",
     "wait_for_states",
+    "wait_until",
     "write_session",
 ]

@@ -73,19 +73,21 @@ async def run_sync_poller(
         for stray in (w for w in due if w.entity_id not in {r.guid for r in syncing}):
             await deps.store.wakeups.clear_if_unchanged(stray, "sync_poll")  # it moved on; its poll is moot
         try:
-            await _poll(syncing, deps, dispatcher)
+            await _poll(syncing, deps, dispatcher, stats)
             stats.polls += 1
         except InfrastructureError as exc:
-            stats.site_errors += 1
-            await _pause_lane(exc, deps)
+            await _pause_lane(exc, deps, stats)
 
 
-async def _pause_lane(exc: InfrastructureError, deps: AssetDeps) -> None:
+async def _pause_lane(exc: InfrastructureError, deps: AssetDeps, stats: SyncPollerStatistics) -> None:
+    stats.site_errors += 1
     lane = deps.lanes.lane(exc.lane)
     await lane.pause(exc.reason, probe="health", actor=POLLER)
 
 
-async def _poll(records: list[AssetRecord], deps: AssetDeps, dispatcher: Dispatcher) -> None:
+async def _poll(
+    records: list[AssetRecord], deps: AssetDeps, dispatcher: Dispatcher, stats: SyncPollerStatistics
+) -> None:
     batched = len(records) >= _BATCH_THRESHOLD
     statuses: dict[str, AssetStatus] = {}
     if batched:
@@ -105,7 +107,7 @@ async def _poll(records: list[AssetRecord], deps: AssetDeps, dispatcher: Dispatc
             except StateConflict:
                 pass
             except InfrastructureError as exc:  # the poll stays due; it runs again once the lane reopens
-                await _pause_lane(exc, deps)
+                await _pause_lane(exc, deps, stats)
             except IntegrationError as exc:
                 log.warning("sync_status_check_failed", error=str(exc))
                 await _reschedule(record, deps)
