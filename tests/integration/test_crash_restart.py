@@ -8,12 +8,9 @@ original bytes, and every N-Drive file is still there.
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -22,64 +19,9 @@ import pytest
 import tomli_w
 
 from daemon_support import config_dict, write_session
+from process_support import start_daemon, start_emulator, synced_count, wait_for_start
 
-SECRET = "crash-secret"
 pytestmark = pytest.mark.slow
-
-
-def start_emulator(data_dir: Path) -> tuple[subprocess.Popen[str], int]:
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "integration",
-            "emulate-ars",
-            "--port",
-            "0",
-            "--data-dir",
-            str(data_dir),
-            "--client-secret",
-            SECRET,
-            "--sync-tick-s",
-            "0.2",
-            "--latency-ms",
-            "40",
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    assert process.stdout is not None
-    line = process.stdout.readline()
-    assert "listening on" in line, line
-    return process, int(line.rsplit(":", 1)[1])
-
-
-def start_daemon(config: Path, log: Path) -> subprocess.Popen[bytes]:
-    env = {**os.environ, "INTEGRATION_ARS_CLIENT_SECRET": SECRET}
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "integration", "run", "-c", str(config)], stdout=out, stderr=out, env=env
-        )
-
-
-def wait_for_start(log: Path, starts: int) -> None:
-    """Wait until the daemon log shows ``starts`` daemon_started lines (the process is past its imports)."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if log.exists() and log.read_text(errors="replace").count('"daemon_started"') >= starts:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"daemon did not start: {log.read_text(errors='replace')[-2000:]}")
-
-
-def synced_count(database: Path) -> int:
-    if not database.exists():
-        return 0
-    with sqlite3.connect(database, timeout=5) as connection:
-        try:
-            return int(connection.execute("SELECT COUNT(*) FROM assets WHERE state = 'synced'").fetchone()[0])
-        except sqlite3.OperationalError:  # schema not created yet
-            return 0
 
 
 def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:

@@ -41,21 +41,22 @@ def wrap(text: str, indent: str, *, first: str = "") -> list[str]:
 
 def render_status(report: StatusReport) -> str:
     """The whole report as text."""
-    lines = [f"integration status of {report.database}", f"at {stamp(report.at)}", ""]
-    lines += _daemon(report)
+    lines = ["integration status", *wrap(report.database, " " * 12, first="  database: ")]
+    lines.append(f"  at:       {stamp(report.at)}")
+    lines += ["", *_daemon(report)]
     lines += ["", f"Assets by state ({report.total} in all)"]
     lines += [f"  {state:<20}{count:>10}" for state, count in report.counts.items()] or ["  (none yet)"]
     lines += ["", "Lanes"]
-    for lane in report.lanes:
-        if lane.kind != "lane":
-            continue
+    lanes = [lane for lane in report.lanes if lane.kind == "lane"]
+    for lane in lanes:
         if not lane.paused:
             lines.append(f"  {lane.name:<8} open")
             continue
-        probe = f"next probe in {ago(lane.next_probe - report.at)}" if lane.next_probe else "probing"
-        head = f"  {lane.name:<8} PAUSED since {stamp(lane.since)}, {lane.cycles} failed probe(s), {probe}; "
-        lines += wrap(f"{lane.waiting} asset(s) wait. {lane.reason}", "           ", first=head)
-    if not any(lane.kind == "lane" for lane in report.lanes):
+        lines.append(f"  {lane.name:<8} PAUSED since {stamp(lane.since)}")
+        probe = _next_probe(lane.next_probe, report)
+        lines += wrap(f"{lane.cycles} failed probe(s), {probe}; {lane.waiting} asset(s) wait.", " " * 11)
+        lines += wrap(lane.reason, " " * 11)
+    if not lanes:
         lines.append("  all open (none has ever paused)")
     lines.append("")
     if not report.attention:
@@ -66,12 +67,23 @@ def render_status(report: StatusReport) -> str:
     lines.append(f"Needs a human ({report.attention_total}{more})")
     for item in report.attention:
         lines += _item(item, report.at)
-    lines += [
+    lines.append("")
+    lines += wrap(
+        "Move assets on with `integration retry GUID... --reason TEXT`; close rejections you have dealt with "
+        "by `integration ack ID... --reason TEXT`; see one asset with `integration status GUID`.",
         "",
-        "Move assets on with `integration retry GUID... --reason TEXT`; close rejections you have dealt",
-        "with by `integration ack ID... --reason TEXT`; see one asset with `integration status GUID`.",
-    ]
+    )
     return "\n".join(lines)
+
+
+def _next_probe(at: float | None, report: StatusReport) -> str:
+    if at is None:
+        return "probing now"
+    if not report.daemon.running:
+        return "probed again once the daemon runs"
+    if at <= report.at:
+        return "probe due now"
+    return f"next probe in {ago(at - report.at)}"
 
 
 def _daemon(report: StatusReport) -> list[str]:

@@ -1,9 +1,10 @@
 """What ``integration status`` knows, as data: collected once from a read-only view of the store.
 
 The same :class:`StatusReport` is printed as text (80 columns) or JSON, and tests assert on it. "Nothing
-needs a human" is said only when nothing does: no quarantined or failed asset, no open rejection, no lane
-paused past ``lanes.needs_human_after`` probes, no held group, no actor that keeps crashing, no daemon that
-stopped writing heartbeats, no missing N-Drive root or workstation folder.
+needs a human" is said only when nothing does: no quarantined or failed asset, no open rejection, no paused
+lane (said to resume by itself until ``lanes.needs_human_after`` probes failed), no held group, no actor
+that keeps crashing, no daemon that stopped writing heartbeats (or is not running while assets wait for it),
+no missing N-Drive root or workstation folder.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import msgspec
 from integration.adapters.ndrive import missing_workstations
 from integration.config import Config
 from integration.errors import IntegrationError
-from integration.state_machines import AssetState
+from integration.state_machines import DRIVERS, AssetState, Driver
 from integration.store import Reader, holder_of, open_reader
 
 __all__ = [
@@ -32,6 +33,8 @@ __all__ = [
 
 #: An actor restarted this often since the daemon started needs a human.
 CRASHES_NEED_HUMAN = 3
+#: States that only move while a daemon runs.
+_DAEMON_DRIVEN = frozenset({Driver.WATCHER, Driver.ASSET_ACTOR, Driver.SYNC_POLLER})
 #: How many items of each kind are listed (the counts are always whole).
 LIST_LIMIT = 50
 _NDRIVE_CHECK_S = 5.0
@@ -121,7 +124,8 @@ def collect_status(config: Config, *, now: float | None = None) -> StatusReport:
         attention, total = _attention(reader, config, lanes, actors)
     beats = [a.beat_at for a in actors]
     daemon = DaemonReport(running=pid is not None, pid=pid or None, last_heartbeat=max(beats) if beats else None)
-    silent = _daemon_attention(daemon, config, now)
+    unfinished = sum(n for state, n in counts.items() if DRIVERS[AssetState(state)] in _DAEMON_DRIVEN)
+    silent = _daemon_attention(daemon, config, now, unfinished=unfinished)
     ordered = {state.value: counts[state.value] for state in AssetState if counts.get(state.value)}
     return StatusReport(
         database=str(database),
@@ -152,13 +156,18 @@ def _attention(
                     since=lane.since,
                 )
             )
-        elif lane.paused and lane.cycles >= config.lanes.needs_human_after:
+        elif lane.paused:
+            probes = (
+                f"still paused after {lane.cycles} probes"
+                if lane.cycles >= config.lanes.needs_human_after
+                else f"resumes by itself once the cause is gone ({lane.cycles} failed probe(s) so far)"
+            )
             items.append(
                 AttentionItem(
                     kind="lane",
                     name=lane.name,
                     state="paused",
-                    reason=f"still paused after {lane.cycles} probes: {lane.reason}",
+                    reason=f"{probes}: {lane.reason}",
                     since=lane.since,
                 )
             )
@@ -234,7 +243,17 @@ def _ndrive_attention(config: Config) -> list[AttentionItem]:
     return found
 
 
-def _daemon_attention(daemon: DaemonReport, config: Config, now: float) -> list[AttentionItem]:
+def _daemon_attention(daemon: DaemonReport, config: Config, now: float, *, unfinished: int) -> list[AttentionItem]:
+    if not daemon.running and unfinished:
+        return [
+            AttentionItem(
+                kind="daemon",
+                name="daemon",
+                state="not running",
+                reason=f"{unfinished} asset(s) wait for the daemon to move them on: start it (`integration run`)",
+                since=daemon.last_heartbeat,
+            )
+        ]
     stale_after = 3 * config.daemon.heartbeat_s + 5
     if daemon.running and daemon.last_heartbeat is not None and now - daemon.last_heartbeat > stale_after:
         return [
