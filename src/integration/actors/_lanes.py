@@ -317,6 +317,16 @@ async def run_lane_prober(
         await lanes.changed.wait(min(upcoming) - clock() if upcoming else math.inf)
 
 
+async def _probe_candidate(lane: Lane, store: Store) -> str | None:
+    """The asset to probe ``lane`` with: its last probe if it still waits for it, else the longest waiting one."""
+    if lane.probe_guid is not None:
+        record = await store.assets.get(lane.probe_guid)
+        if record is not None and record.wake is not None and record.wake.lane == lane.name:
+            return lane.probe_guid
+    waiting = await store.wakeups.waiting(lane.name, limit=1)
+    return waiting[0] if waiting else None
+
+
 async def _probe(
     lane: Lane,
     *,
@@ -326,9 +336,8 @@ async def _probe(
     wake: Callable[[str, str], Awaitable[None]],
 ) -> None:
     if lane.probe == "asset" or lane.kind == "group":
-        waiting = await store.wakeups.waiting(lane.name, limit=1)
-        candidate = lane.probe_guid if lane.probe_guid is not None else (waiting[0] if waiting else None)
-        if candidate is not None and (candidate == lane.probe_guid or waiting):
+        candidate = await _probe_candidate(lane, store)
+        if candidate is not None:
             lane.grant_probe(candidate)
             log.info("lane_probe_granted", lane=lane.name, asset_guid=candidate)
             await wake(candidate, f"probing {lane.describe()}")
