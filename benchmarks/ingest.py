@@ -301,13 +301,17 @@ def read_events(database: Path, result: RunResult, started_at: float) -> None:
         result.per_asset_latency_s = [
             row[0]
             for row in connection.execute(
-                "SELECT c.at - i.at FROM events i JOIN events c ON c.guid = i.guid "
-                "WHERE i.trigger = 'ingest' AND c.trigger = 'confirm_sync'"
+                "SELECT c.at - i.at FROM events i JOIN events c ON c.entity_id = i.entity_id "
+                "WHERE i.trigger = 'ingest' AND c.trigger = 'confirm_sync' AND c.entity_kind = 'asset' "
+                "AND i.entity_kind = 'asset'"
             )
         ]
         if result.assets == 1:
             previous = started_at
-            query = "SELECT trigger, at FROM events WHERE trigger != 'detect' ORDER BY id"
+            query = (
+                "SELECT trigger, at FROM events WHERE trigger != 'detect' AND kind = 'transition' "
+                "AND entity_kind = 'asset' ORDER BY id"
+            )
             for trigger, at in connection.execute(query):
                 result.phases.append((trigger, at - previous))
                 previous = at

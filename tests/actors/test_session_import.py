@@ -226,3 +226,29 @@ async def test_an_interrupted_rename_is_settled_at_start(
         else:
             assert session is None
             assert folder.is_dir()
+
+
+@pytest.mark.parametrize("moved_on", [False, True])
+async def test_a_file_that_came_before_a_crash_is_not_lost_at_the_next_import(tmp_path: Path, moved_on: bool) -> None:
+    """Recorded before a crash without its late raw file: the next import adds it, or rejects it with a note."""
+    [guid] = write_session(tmp_path, WS, "s1", 1, seed=10)
+    folder = tmp_path / "ndrive" / WS / "s1"
+    async with harness(tmp_path) as h:
+        snapshot = relevant(await trio.to_thread.run_sync(snapshot_session, folder))
+        plan = await trio.to_thread.run_sync(_session_import.plan_session, folder, importer(h).rules)
+        outcomes = await importer(h)._ingest_all(  # the first import got this far, then the daemon died
+            folder, plan.candidates, where=folder, sizes={e.name: e.size for e in snapshot.entries}
+        )
+        assert outcomes == ["ingested"]
+        if moved_on:
+            await h.store.assets.open_intent(guid, "create", expected=AssetState.INGESTED, actor="asset-actor")
+        (folder / f"{guid}.dng").write_bytes(b"II*\x00" + b"raw" * 50)  # written while the daemon was down
+        assert await import_once(h, folder)
+        names = {f.record.name for f in await h.store.assets.files(guid)}
+        if moved_on:
+            assert f"{guid}.dng" not in names
+            [rejection] = await h.store.intake.rejections()
+            assert rejection.name == f"{guid}.dng"
+            assert (folder.parent / "imported_s1" / f"{guid}.dng.error.txt").exists()
+        else:
+            assert f"{guid}.dng" in names

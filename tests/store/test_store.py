@@ -2,16 +2,31 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import trio
 
 from integration.domain import FileKind, FileRecord
-from integration.errors import IllegalTransition, StateConflict
+from integration.errors import DaemonRunning, IllegalTransition, StateConflict
 from integration.state_machines import AssetState, AssetTrigger
-from integration.store import MIGRATIONS, NewAsset, Rejection, Store, Wake, open_store, schema_version
+from integration.store import (
+    MIGRATIONS,
+    NewAsset,
+    Rejection,
+    Store,
+    Wake,
+    daemon_lock,
+    holder_of,
+    open_reader,
+    open_store,
+    schema_version,
+)
 
 
 def new_asset(guid: str, session: str = "/ndrive/ws/s1", *, files: tuple[str, ...] = ("tif",)) -> NewAsset:
@@ -333,3 +348,55 @@ async def test_store_survives_reopen_with_state(tmp_path: Path) -> None:
         assert record is not None
         assert record.intents == frozenset({"create"})
         assert isinstance(store, Store)
+
+
+async def test_the_reader_never_waits_for_the_writer(tmp_path: Path) -> None:
+    """While a writer holds the write lock mid-transaction, the read-only reader still reads (and cannot write)."""
+    path = tmp_path / "t.db"
+    async with open_store(path) as store:
+        await store.assets.record_ingested(new_asset("a"), actor="t")
+    writer = sqlite3.connect(path, isolation_level=None, timeout=0.1)
+    try:
+        writer.execute("BEGIN IMMEDIATE")
+        writer.execute("UPDATE assets SET reason = 'uncommitted'")
+        with open_reader(path) as reader:
+            record = reader.asset("a")
+            assert record is not None
+            assert record.reason == ""  # the committed state, not the writer's
+            with pytest.raises(sqlite3.OperationalError, match="readonly"):
+                reader._c.execute("UPDATE assets SET reason = 'x'")
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
+def test_one_daemon_per_database(tmp_path: Path) -> None:
+    """A second holder of the daemon lock is refused with the first one's PID; the lock goes with its holder."""
+    database = tmp_path / "t.db"
+    assert holder_of(database) is None
+    with daemon_lock(database):
+        assert holder_of(database) == os.getpid()
+        with pytest.raises(DaemonRunning, match=f"PID {os.getpid()}"):
+            with daemon_lock(database):
+                pass
+    assert holder_of(database) is None
+
+
+def test_a_killed_daemon_leaves_no_stale_lock(tmp_path: Path) -> None:
+    """The lock is the kernel's: a SIGKILLed holder releases it at once."""
+    database = tmp_path / "t.db"
+    code = (
+        "import sys, time; from pathlib import Path; from integration.store import daemon_lock\n"
+        f"with daemon_lock(Path({str(database)!r})):\n    print('locked', flush=True); time.sleep(60)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None
+        assert holder.stdout.readline().strip() == "locked"
+        assert holder_of(database) == holder.pid
+        holder.send_signal(signal.SIGKILL)
+        holder.wait(timeout=10)
+        assert holder_of(database) is None
+    finally:
+        if holder.stdout is not None:
+            holder.stdout.close()

@@ -140,7 +140,8 @@ class SessionImporter:
             return True
         for rejection in plan.rejections:
             await self.reject(session, rejection, where=session)
-        outcomes = await self._ingest_all(session, plan.candidates, where=session)
+        sizes = {entry.name: entry.size for entry in planned_from.entries}
+        outcomes = await self._ingest_all(session, plan.candidates, where=session, sizes=sizes)
         if not await self._settle_outcomes(session, outcomes, where=session):
             return False
         latest = relevant(await self.blocking(snapshot_session, session, what="listing", path=session))
@@ -161,12 +162,13 @@ class SessionImporter:
     # -- assets --------------------------------------------------------------------------------------------
 
     async def _ingest_all(
-        self, session: Path, candidates: tuple[AssetCandidate, ...], *, where: Path
+        self, session: Path, candidates: tuple[AssetCandidate, ...], *, where: Path, sizes: dict[str, int]
     ) -> list[_Outcome]:
+        """Copy and record ``candidates`` (found in ``where``; ``sizes`` from its snapshot), each in its own task."""
         outcomes: list[_Outcome] = []
 
         async def one(candidate: AssetCandidate) -> None:
-            outcomes.append(await self._ingest_guarded(session, candidate))
+            outcomes.append(await self._ingest_guarded(session, candidate, where=where, sizes=sizes))
 
         async with trio.open_nursery() as nursery:  # copies run in parallel, bounded by the copy limiter
             for candidate in candidates:
@@ -187,11 +189,13 @@ class SessionImporter:
             log.info("asset_import_deferred", reason=item.reason)
         return not deferred
 
-    async def _ingest_guarded(self, session: Path, candidate: AssetCandidate) -> _Outcome:
+    async def _ingest_guarded(
+        self, session: Path, candidate: AssetCandidate, *, where: Path, sizes: dict[str, int]
+    ) -> _Outcome:
         """Copy and record one asset; whatever goes wrong becomes its outcome, never an exception."""
         with structlog.contextvars.bound_contextvars(asset_guid=candidate.guid):
             try:
-                return await self._ingest(session, candidate)
+                return await self._ingest(session, candidate, where=where, sizes=sizes)
             except InfrastructureError as exc:
                 return _Site(exc)
             except LocalPathBlocked as exc:
@@ -212,11 +216,15 @@ class SessionImporter:
                     guid=candidate.guid,
                 )
 
-    async def _ingest(self, session: Path, candidate: AssetCandidate) -> _Outcome:
+    async def _ingest(
+        self, session: Path, candidate: AssetCandidate, *, where: Path, sizes: dict[str, int]
+    ) -> _Outcome:
         guid = candidate.guid
         existing = await self.store.assets.get(guid)
         if existing is not None and existing.session == str(session):
-            return "known"  # recorded before a restart; the copy and record are complete
+            # Recorded before (a restart, a look again): its copies are complete, but a file may have come late.
+            await self._files_not_recorded(session, where, candidate, sizes)
+            return "known"
         if existing is not None and existing.state not in NEEDS_HUMAN_STATES:
             return _duplicate(candidate, existing.session, existing.state.value)
         local_dir = Path(self.config.storage.root) / guid
@@ -338,20 +346,21 @@ class SessionImporter:
         for rejection in plan.rejections:
             if {p.name for p in rejection.paths} & late:
                 await self.reject(session, rejection, where=target)
-        new_assets = []
-        for candidate in plan.candidates:
-            arrived = [(p, k) for p, k in candidate.files() if p.name in late]
-            if not arrived:
-                continue
-            existing = await self.store.assets.get(candidate.guid)
-            if existing is None:
-                new_assets.append(candidate)
-                continue
-            for path, kind in arrived:
-                await self._late_file(session, target, existing.guid, path, kind)
-        if new_assets:
-            outcomes = await self._ingest_all(session, tuple(new_assets), where=target)
+        arrived = tuple(c for c in plan.candidates if {p.name for p, _ in c.files()} & late)
+        if arrived:  # known assets get their late files (or a note); whole late assets are imported
+            sizes = {entry.name: entry.size for entry in latest.entries}
+            outcomes = await self._ingest_all(session, arrived, where=target, sizes=sizes)
             await self._settle_outcomes(session, outcomes, where=target)
+
+    async def _files_not_recorded(
+        self, session: Path, where: Path, candidate: AssetCandidate, sizes: dict[str, int]
+    ) -> None:
+        """Add (or reject with a note) the files of a recorded asset that its record lacks or that changed size."""
+        recorded = {f.record.name: f.record.size for f in await self.store.assets.files(candidate.guid)}
+        for path, kind in candidate.files():
+            if recorded.get(path.name) != sizes.get(path.name, recorded.get(path.name)) or path.name not in recorded:
+                log.warning("file_not_in_its_asset", file=path.name)
+                await self._late_file(session, where, candidate.guid, path, kind)
 
     async def _late_file(self, session: Path, target: Path, guid: str, path: Path, kind: FileKind) -> None:
         record = await self.store.assets.get(guid)
