@@ -2,7 +2,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test setup setup-test lint typecheck unit bench constraints clean
+.PHONY: demo test setup setup-test lint typecheck unit bench soak constraints clean
 
 setup:
 	scripts/bootstrap.sh runtime
@@ -28,6 +28,10 @@ test: lint typecheck unit
 bench: setup-test
 	$(BIN)/python benchmarks/store.py
 	$(BIN)/python benchmarks/ingest.py
+
+# Not part of `make test`: a few minutes of faults and SIGKILLs; run it before resolving an issue.
+soak: setup-test
+	$(BIN)/python benchmarks/soak.py
 
 # Refresh the constraints file from the current venv (after changing dependencies in pyproject.toml).
 constraints:

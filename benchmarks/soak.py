@@ -126,7 +126,7 @@ def deliver(ndrive: Path, args: argparse.Namespace, delivered: Delivered) -> Non
             else:
                 write_raw(raw, rng)
                 delivered.files[raw.name] = crc(raw)
-        deadline = time.monotonic() + rng.uniform(2.0, 8.0)
+        deadline = time.monotonic() + rng.uniform(4.0, 10.0)
         while time.monotonic() < deadline:
             late = _deliver_late(late, ndrive, rng, delivered)
             time.sleep(0.1)
@@ -305,6 +305,7 @@ def run(args: argparse.Namespace, root: Path) -> Outcome:
                 break
             time.sleep(1.0)
         outcome.elapsed_s = time.monotonic() - began
+        wait_for_starts(daemon, daemon_log, starts)  # a daemon killed while starting is not a graceful stop
         stopping = time.monotonic()
         code = stop_process(daemon)
         outcome.stop_s = time.monotonic() - stopping
@@ -340,7 +341,8 @@ def check(root: Path, delivered: Delivered, outcome: Outcome) -> None:
         ]
         outcome.lane_pauses = dict(
             db.execute(
-                "SELECT entity_id, COUNT(*) FROM events WHERE entity_kind = 'lane' AND trigger = 'pause' GROUP BY entity_id"
+                "SELECT entity_id, COUNT(*) FROM events WHERE entity_kind = 'lane' AND trigger = 'pause' "
+                "GROUP BY entity_id"
             ).fetchall()
         )
     outcome.rejections = len(rejections)
@@ -452,9 +454,9 @@ def render(outcome: Outcome, args: argparse.Namespace) -> str:
             markdown_table(("", "figure"), rows),
             "",
             "Checked: every asset synced (only a real data error may quarantine one, with a reason; none was "
-            "injected); ARS created each asset exactly once; ERDA holds exactly the original bytes of every file; every "
-            "file written to the N-Drive is still there, unchanged, and is part of an asset or has a rejection note; no "
-            "traceback or actor crash in the daemon log; SIGTERM stops the daemon.",
+            "injected); ARS created each asset exactly once; ERDA holds exactly the original bytes of every file; "
+            "every file written to the N-Drive is still there, unchanged, and is part of an asset or has a rejection "
+            "note; no traceback or actor crash in the daemon log; SIGTERM stops the daemon.",
         ]
     )
 

@@ -29,6 +29,7 @@ def run(
     ] = False,
 ) -> None:
     """Run the integration daemon until SIGINT/SIGTERM."""
+    signal.signal(signal.SIGTERM, _stop_before_start)  # trio's receiver takes over once the daemon runs
     config = load_or_exit(config_path)
     try:
         config.ars.resolve_secret()
@@ -45,6 +46,11 @@ def run(
         error = group.exceptions[0]
         assert isinstance(error, InfrastructureError)
         raise fail(f"refusing to start: {error.reason}") from None
+
+
+def _stop_before_start(signum: int, frame: object) -> None:
+    """SIGTERM before the daemon runs: nothing was started yet, so stop cleanly (exit 0)."""
+    raise SystemExit(0)
 
 
 async def _run_until_signal(config: Config, offline_ok: bool) -> None:
