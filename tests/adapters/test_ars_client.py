@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import itertools
 import zlib
 from collections.abc import AsyncIterator
@@ -26,7 +27,7 @@ from adapters.test_ars_fake import (
     create_body,
     error,
 )
-from integration.adapters.ars import ArsAsset, ArsClient, ArsFile, AssetStatus, CreatedAsset, open_ars_client
+from integration.adapters.ars import ArsAsset, ArsClient, ArsFile, AssetStatus, CreatedAsset, _upload, open_ars_client
 from integration.config import RetryConfig
 from integration.errors import (
     ArsConflict,
@@ -42,6 +43,7 @@ from integration.errors import (
     DataError,
     GroupHeld,
     Scope,
+    StorageUnavailable,
 )
 
 
@@ -741,6 +743,21 @@ async def test_upload_of_a_changed_or_missing_local_copy_is_a_data_error(
     with pytest.raises(DataError, match="cannot read the local copy"):
         await upload(ars, tmp_path / "gone.tif", crc, 100)
     assert fake.hits["upload"] == 0
+
+
+async def test_a_failing_local_disk_during_an_upload_pauses_the_storage_lane(
+    fake: FakeArs, ars: ArsClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EIO while reading the local copy is the disk's problem, not the asset's: StorageUnavailable, not DataError."""
+    fake.add_asset()
+    path, crc = write_file(tmp_path, 100)
+
+    def failing_read(fd: int, size: int, offset: int) -> bytes:
+        raise OSError(errno.EIO, "Input/output error", str(path))
+
+    monkeypatch.setattr(_upload.os, "pread", failing_read)
+    with pytest.raises(StorageUnavailable, match="Input/output error"):
+        await upload(ars, path, crc, 100)
 
 
 async def test_synchronize_queues_the_erda_sync(fake: FakeArs, ars: ArsClient) -> None:

@@ -73,7 +73,7 @@ class ArsClient:
     * ``ArsRejected``: ARS refused this asset's own data: quarantine with the message.
     * ``DataError`` (upload only): the local copy is missing or no longer has the recorded size.
 
-    ``ConfigError``: a URL httpx cannot use at all; ``ValueError``: a caller's mistake (a non-positive
+    ``ArsRouteNotFound`` also for a URL httpx cannot use at all; ``ValueError``: a caller's mistake (a non-positive
     allocation, a body naming another GUID), raised before anything is sent.
     """
 

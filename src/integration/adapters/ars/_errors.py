@@ -7,6 +7,7 @@ What an answer *means* is decided by the table in :mod:`._classify`; this module
 
 from __future__ import annotations
 
+import errno
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -29,11 +30,11 @@ from integration.errors import (
     ArsShareClosed,
     ArsTransientError,
     AssetWaits,
-    ConfigError,
     ConflictKind,
     DataError,
     GroupHeld,
     IntegrationError,
+    StorageUnavailable,
 )
 
 __all__ = [
@@ -57,6 +58,8 @@ _ALLOCATION_HTTP = {
     "UPSTREAM_ERROR": 503,
 }
 _TEXT_LIMIT = 300  # characters of a raw (non-JSON) body kept in a message
+#: errnos that mean the local disk itself fails, not one file (the storage lane pauses).
+_DISK_FAILING = frozenset({errno.EIO, errno.EROFS, errno.ENODEV, errno.ENXIO, errno.ESTALE})
 
 
 @contextmanager
@@ -67,13 +70,20 @@ def _map_httpx_errors(*, operation: str, guid: str | None = None) -> Iterator[No
         yield
     except trio.TooSlowError as exc:
         raise ArsTransientError(f"{service} {operation}: no answer in time", guid=guid) from exc
-    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
-        raise ConfigError(f"{service} {operation}: {exc} (check ars.base_url and ars.token_url)") from exc
+    except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:  # every request would fail the same way
+        raise ArsRouteNotFound(
+            f"{service} {operation}: {exc}: check ars.base_url and ars.token_url", url="", guid=guid
+        ) from exc
     except httpx.HTTPError as exc:  # connection refused/reset, protocol errors, httpx's own timeouts
         raise ArsTransientError(f"{service} {operation}: {type(exc).__name__}: {exc}", guid=guid) from exc
     except (msgspec.DecodeError, UnicodeDecodeError, RecursionError) as exc:  # e.g. a proxy's HTML page with 200
         raise ArsTransientError(f"{service} {operation}: unreadable answer: {exc}", guid=guid) from exc
     except OSError as exc:  # only the local copy being uploaded is read inside an exchange
+        if exc.errno in _DISK_FAILING:  # the local disk fails: every upload would (storage lane)
+            raise StorageUnavailable(
+                f"the local storage cannot be read ({exc.strerror or exc}) while uploading: check the disk",
+                path=str(exc.filename or ""),
+            ) from exc
         raise DataError(f"ARS {operation}: cannot read the local copy: {exc}", guid=guid) from exc
 
 
