@@ -44,6 +44,7 @@ class FakeArs:
         self.files: dict[str, dict[str, int]] = {}
         self.refusals: dict[str, list[Exception]] = {}  # operation -> errors raised (one per call) before success
         self.calls: dict[str, int] = {}
+        self.closed: set[str] = set()  # assets whose share is closed (synced or discarded)
 
     def _call(self, operation: str) -> None:
         self.calls[operation] = self.calls.get(operation, 0) + 1
@@ -69,7 +70,8 @@ class FakeArs:
         self._call("get_status")
         if guid not in self.assets:
             return None
-        return AssetStatus(asset_guid=guid, status=self.assets[guid].internal_status or "", share_allocation_mb=2)
+        share = None if guid in self.closed else 2
+        return AssetStatus(asset_guid=guid, status=self.assets[guid].internal_status or "", share_allocation_mb=share)
 
     async def get_asset(self, guid: str) -> ArsAsset | None:
         self._call("get_asset")
@@ -92,6 +94,7 @@ class FakeArs:
 
     async def open_share(self, guid: str, **kwargs: Any) -> ShareInfo:
         self._call("open_share")
+        self.closed.discard(guid)
         return ShareInfo(path="/x", allocated_mb=int(kwargs["allocation_mb"]))
 
     async def list_files(self, guid: str) -> list[ArsFile]:
@@ -345,6 +348,7 @@ async def test_a_closed_share_is_opened_again_before_uploading(tmp_path: Path) -
     """ "No writeable directory" on upload: the actor opens the share again and uploads, nothing quarantined."""
     ars = FakeArs()
     ars.refusals["upload_file"] = [ArsShareClosed("no share", status_code=400)]
+    ars.closed.add(guid_of(18))
     async with harness(tmp_path) as h:
         await record(h, guid_of(18))
         result = await drive(h, ars, guid_of(18))

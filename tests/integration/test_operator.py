@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import httpx
 import tomli_w
 import trio
 from typer.testing import CliRunner
@@ -24,6 +25,7 @@ from daemon_support import (
 from integration.actors import RetryRequest, retry_assets
 from integration.adapters.ars import open_ars_client
 from integration.cli import app
+from integration.state_machines import AssetState, AssetTrigger
 from integration.status import collect_status
 from integration.store import open_store
 
@@ -152,3 +154,48 @@ async def test_retry_refuses_an_asset_that_is_not_waiting_for_a_human(
     code, output = await trio.to_thread.run_sync(run_cli, "retry", "nope", "-c", str(path), "--reason", "x")
     assert code == 1
     assert "nope: unknown" in output
+
+
+async def test_a_redelivery_of_an_asset_in_ars_replaces_its_metadata_and_files(
+    nursery: trio.Nursery, tmp_path: Path, ars: ArsServer
+) -> None:
+    """A failed asset ARS holds is delivered again (new TIFF, CR3 instead of DNG, corrected metadata): ARS gets the
+    new metadata and files; the old DNG, which only an ARS admin may delete, is named in the quarantine reason;
+    once an admin deleted it, retry finishes the job — one ARS asset throughout."""
+    folder = tmp_path / "ndrive" / "test-workstation" / "s1"
+    [guid] = write_session(tmp_path, "test-workstation", "s1", 1, seed=46)
+    (folder / f"{guid}.dng").write_bytes(b"II*\x00" + b"old raw" * 100)
+    config = make_config(tmp_path, ars.port, daemon={"admin_poll_s": 0.1})
+    daemon = await start_daemon(nursery, config)
+    await wait_for_states(daemon, {"synced": 1})
+    await daemon.store.assets.transition(
+        guid, AssetTrigger.FAIL, expected=AssetState.SYNCED, reason="found wrong by a curator", actor="test"
+    )
+    fixed = tmp_path / "ndrive" / "test-workstation" / "s2"
+    fixed.mkdir()
+    metadata = json.loads((folder.parent / "imported_s1" / f"{guid}.json").read_text())
+    metadata["digitiser"] = "corrected-digitiser"
+    (fixed / f"{guid}.json").write_text(json.dumps(metadata))
+    (fixed / f"{guid}.tif").write_bytes(b"II*\x00" + b"new image" * 200)
+    (fixed / f"{guid}.cr3").write_bytes(b"new raw" * 100)
+    await wait_for_states(daemon, {"quarantined": 1})
+    record = await daemon.store.assets.get(guid)
+    assert record is not None
+    assert f"{guid}.dng" in record.reason and "administrator" in record.reason
+    assert ars.emulator.core.assets[guid].record["digitiser"] == "corrected-digitiser"
+    admin = ars.emulator.issue_token(client_id="integration-admin")
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ars.port}") as http:
+        deleted = await http.delete(
+            f"/file_proxy/api/assetfiles/test-institution/test-collection/{guid}/{guid}.dng",
+            headers={"Authorization": f"Bearer {admin}"},
+        )
+    assert deleted.status_code == 204
+    path = config_file(tmp_path, ars.port, daemon={"admin_poll_s": 0.1})
+    code, output = await trio.to_thread.run_sync(run_cli, "retry", guid, "-c", str(path), "--reason", "dng deleted")
+    assert code == 0, output
+    await wait_for_states(daemon, {"synced": 1})
+    assert ars.emulator.stats().creates_committed_by_guid == {guid: 1}
+    assert ars.erda_bytes(guid, f"{guid}.tif") == (fixed.parent / "imported_s2" / f"{guid}.tif").read_bytes()
+    assert ars.erda_bytes(guid, f"{guid}.cr3") == (fixed.parent / "imported_s2" / f"{guid}.cr3").read_bytes()
+    erda = tmp_path / "ars" / "erda" / "test-institution" / "test-collection" / guid
+    assert sorted(p.name for p in erda.iterdir()) == sorted([f"{guid}.tif", f"{guid}.cr3"])

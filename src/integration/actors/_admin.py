@@ -24,7 +24,7 @@ import msgspec
 import structlog
 import trio
 
-from integration.actors._ars_steps import RECONCILE_FILES, find_ours
+from integration.actors._ars_steps import RECONCILE_FILES, UPDATE_METADATA, create_body, find_ours
 from integration.actors._heartbeats import Heartbeats
 from integration.adapters.ars import ArsClient
 from integration.domain import FileKind
@@ -133,6 +133,10 @@ async def _retry_one(
         target, uploaded, found = await _reconcile(record, ars, store)
     except DataError as exc:
         return RetryResult(guid=guid, outcome="refused", state=record.state.value, message=str(exc))
+    if target is not AssetState.INGESTED and record.has_intent(UPDATE_METADATA):
+        await ars.update_asset(guid, await create_body(record, store))  # the corrected metadata replaces ARS's
+        await store.assets.settle_intent(guid, UPDATE_METADATA, "ARS metadata replaced", actor=f"operator:{request.by}")
+        found += "; its metadata replaced by ours"
     reason = f"{request.reason} — reconciled with ARS: {found}"
     wake_at = (
         None
@@ -157,6 +161,7 @@ async def _retry_one(
                 "in_ars": target is not AssetState.INGESTED,
             },
             wake=wake_at,
+            settle=None if target is AssetState.CREATED_IN_ARS else (RECONCILE_FILES, "ARS holds only our files"),
         )
     except StateConflict as exc:
         return RetryResult(guid=guid, outcome="unchanged", state=exc.actual or "", message="it moved meanwhile")
@@ -178,8 +183,12 @@ async def _reconcile(record: AssetRecord, ars: ArsClient, store: Store) -> tuple
     ours = {
         f.record.name: f.record.crc32 for f in await store.assets.files(guid) if f.record.kind is not FileKind.METADATA
     }
-    held = {f.path.rsplit("/", 1)[-1]: f for f in await ars.list_files(guid)}
+    held = {f.name: f for f in await ars.list_files(guid) if not f.delete_after_sync}
     matching = {name for name, crc in ours.items() if name in held and held[name].crc == crc}
+    stale = sorted(set(held) - set(ours))
+    if stale:  # files of an earlier delivery: the upload step deletes them before anything is synchronised
+        have = f"ARS status {status.status}, {len(matching)} of {len(ours)} file(s) with our CRC-32"
+        return AssetState.CREATED_IN_ARS, matching, f"{have}, and {len(stale)} not ours ({', '.join(stale)})"
     every = matching == set(ours)
     in_erda = every and all(held[name].sync_status == "SYNCHRONIZED" for name in ours)
     have = f"ARS status {status.status}, {len(matching)} of {len(ours)} file(s) with our CRC-32"

@@ -31,9 +31,9 @@ from integration.errors import (
     DataError,
 )
 from integration.state_machines import AssetState, AssetTrigger
-from integration.store import AssetRecord, StoredFile, Wake
+from integration.store import AssetRecord, Store, StoredFile, Wake
 
-__all__ = ["ACTOR", "CREATE", "RECONCILE_FILES", "SYNC", "UPDATE_METADATA", "find_ours", "step"]
+__all__ = ["ACTOR", "CREATE", "RECONCILE_FILES", "SYNC", "UPDATE_METADATA", "create_body", "find_ours", "step"]
 
 log = structlog.get_logger()
 
@@ -83,7 +83,7 @@ async def _create(record: AssetRecord, deps: AssetDeps) -> AssetRecord:
                 "ARS still blocks the GUID after a create that failed on its side; checking again", guid=guid
             )
     record = await store.assets.open_intent(guid, CREATE, expected=AssetState.INGESTED, actor=ACTOR)
-    body = await _create_body(record, deps)  # read after the intent: a late file is either in, or refused
+    body = await create_body(record, deps.store)  # read after the intent: a late file is either in, or refused
     try:
         created = await ars.create_asset(body, allocation_mb=record.allocation_mb)
     except ArsConflict as exc:
@@ -103,11 +103,12 @@ async def _create(record: AssetRecord, deps: AssetDeps) -> AssetRecord:
     return await _created(record, deps, f"created in ARS with {created.allocated_mb} MB allocated")
 
 
-async def _create_body(record: AssetRecord, deps: AssetDeps) -> dict[str, object]:
-    raw = await deps.store.assets.metadata_json(record.guid)
+async def create_body(record: AssetRecord, store: Store) -> dict[str, object]:
+    """The E3 asset body of ``record`` (create, or a full-record update), from its recorded metadata and files."""
+    raw = await store.assets.metadata_json(record.guid)
     if raw is None:
         raise DataError(f"no metadata recorded for {record.guid}", guid=record.guid)
-    files = await deps.store.assets.files(record.guid)
+    files = await store.assets.files(record.guid)
     formats = [f.record.name.rsplit(".", 1)[-1] for f in files if f.record.kind is not FileKind.METADATA]
     return build_create_body(decode_metadata(raw), file_formats=formats)
 
@@ -115,7 +116,7 @@ async def _create_body(record: AssetRecord, deps: AssetDeps) -> dict[str, object
 async def _created(record: AssetRecord, deps: AssetDeps, reason: str) -> AssetRecord:
     """Record ``created_in_ars`` (after bringing ARS's metadata up to date when a re-delivery changed it)."""
     if record.has_intent(UPDATE_METADATA):
-        await deps.ars.update_asset(record.guid, await _create_body(record, deps))
+        await deps.ars.update_asset(record.guid, await create_body(record, deps.store))
         await deps.store.assets.settle_intent(record.guid, UPDATE_METADATA, "ARS metadata replaced", actor=ACTOR)
     return await deps.store.assets.transition(
         record.guid,
@@ -213,7 +214,14 @@ async def _upload_one(record: AssetRecord, deps: AssetDeps, stored: StoredFile) 
 
 
 async def _open_share(record: AssetRecord, deps: AssetDeps) -> None:
-    """Open the asset's share again (it was synced or discarded); it must hold what ARS has plus ours."""
+    """Open the asset's share again (it was synced or discarded); it must hold what ARS has plus ours.
+
+    Nothing is asked of the file proxy when a share is open already: a createShare answered "already checked
+    out" blocks every createShare of the asset for 5 minutes (the file proxy's de-dup, ars-api.md §4.1).
+    """
+    status = await deps.ars.get_status(record.guid)
+    if status is not None and status.share_allocation_mb is not None:
+        return
     held_mb = sum(size_mb(f.size_bytes) for f in await deps.ars.list_files(record.guid))
     try:
         share = await deps.ars.open_share(
@@ -233,7 +241,8 @@ async def _open_share(record: AssetRecord, deps: AssetDeps) -> None:
 
 async def _drop_files_not_ours(record: AssetRecord, deps: AssetDeps, ours: set[str]) -> None:
     """Delete the files ARS still holds from an earlier delivery (ARS mirrors the share into ERDA)."""
-    stale = sorted({f.path.rsplit("/", 1)[-1] for f in await deps.ars.list_files(record.guid)} - ours)
+    held = await deps.ars.list_files(record.guid)
+    stale = sorted({f.name for f in held if not f.delete_after_sync} - ours)
     if stale:
         await _open_share(record, deps)
     for name in stale:

@@ -24,6 +24,7 @@ import msgspec
 import structlog
 import trio
 
+from integration.actors._ars_steps import RECONCILE_FILES, UPDATE_METADATA
 from integration.actors._dispatcher import Dispatcher
 from integration.adapters.files import LocalPathBlocked, copy_with_crc
 from integration.adapters.ndrive import (
@@ -234,7 +235,9 @@ class SessionImporter:
         asset = _new_asset(candidate, session, local_dir, records, self.config)
         if existing is not None:
             try:
-                await self.store.assets.redeliver(asset, expected=existing.state, actor=ACTOR)
+                # What ARS holds of it (metadata, files of the old delivery) is brought in line by the actor.
+                follow_up = (UPDATE_METADATA, RECONCILE_FILES) if existing.in_ars else ()
+                await self.store.assets.redeliver(asset, expected=existing.state, actor=ACTOR, intents=follow_up)
             except StateConflict:
                 return _Deferred(f"{guid} changed state while its corrected files were copied")
             self.stats.assets_redelivered += 1

@@ -145,7 +145,7 @@ async def _confirm_if_synchronised(record: AssetRecord, deps: AssetDeps, ars_sta
     Returns False (nothing recorded) while a file is not yet synchronised; fails the asset, and returns True,
     when ARS holds other bytes than we sent or lost a file.
     """
-    held = {f.path.rsplit("/", 1)[-1]: f for f in await deps.ars.list_files(record.guid)}
+    held = {f.name: f for f in await deps.ars.list_files(record.guid) if not f.delete_after_sync}
     problems = []
     for stored in await deps.store.assets.files(record.guid):
         if not stored.uploaded:

@@ -184,12 +184,15 @@ class AssetRepository:
 
         return await self._db.call(insert)
 
-    async def redeliver(self, asset: NewAsset, *, expected: AssetState, actor: str) -> AssetRecord:
+    async def redeliver(
+        self, asset: NewAsset, *, expected: AssetState, actor: str, intents: tuple[str, ...] = ()
+    ) -> AssetRecord:
         """Replace a quarantined/failed asset's files and metadata by a corrected delivery, and start it over.
 
         The old file rows are replaced by the new ones (none marked uploaded), the asset goes back to
         ``ingested`` with its counters reset, and the replacement is recorded as an event listing the files.
-        What ARS already holds is reconciled by the asset actor (the asset stays known to be in ARS).
+        ``intents`` are opened in the same transaction: what the asset actor must still do about what ARS
+        already holds (replace its metadata, drop files that are no longer ours).
         """
         now = self._clock()
 
@@ -226,7 +229,18 @@ class AssetRepository:
                 wake=None,
             )
             _resolve_rejections(connection, asset.guid, asset.session, now)
-            return moved
+            for operation in intents:
+                open_intent(
+                    connection,
+                    entity_kind=_KIND,
+                    entity_id=asset.guid,
+                    state=moved.state.value,
+                    operation=operation,
+                    actor=actor,
+                    at=now,
+                    detail="the corrected delivery replaces what ARS holds",
+                )
+            return _current(connection, asset.guid, None) if intents else moved
 
         return await self._db.call(replace)
 

@@ -36,12 +36,22 @@ class AssetStatus(msgspec.Struct, frozen=True):
 
 
 class ArsFile(msgspec.Struct, frozen=True):
-    """A file ARS knows for an asset (``GET /file_proxy/api/assets/{guid}/files``); ``crc`` is unsigned CRC-32."""
+    """A file ARS knows for an asset (``GET /file_proxy/api/assets/{guid}/files``); ``crc`` is unsigned CRC-32.
+
+    ``delete_after_sync`` marks a synced file that was deleted (or replaced) in the open share: the next ERDA
+    sync removes it, so it is on its way out.
+    """
 
     path: str
     size_bytes: int = msgspec.field(name="sizeBytes")
     crc: int
     sync_status: str = msgspec.field(name="syncStatus")
+    delete_after_sync: bool = msgspec.field(default=False, name="deleteAfterSync")
+
+    @property
+    def name(self) -> str:
+        """The file's name in the asset (the last path segment)."""
+        return self.path.rsplit("/", 1)[-1]
 
 
 class CreatedAsset(msgspec.Struct, frozen=True):
