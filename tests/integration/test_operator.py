@@ -181,7 +181,8 @@ async def test_a_redelivery_of_an_asset_in_ars_replaces_its_metadata_and_files(
     await wait_for_states(daemon, {"quarantined": 1})
     record = await daemon.store.assets.get(guid)
     assert record is not None
-    assert f"{guid}.dng" in record.reason and "administrator" in record.reason
+    assert f"{guid}.dng" in record.reason
+    assert "administrator" in record.reason
     assert ars.emulator.core.assets[guid].record["digitiser"] == "corrected-digitiser"
     admin = ars.emulator.issue_token(client_id="integration-admin")
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{ars.port}") as http:
