@@ -84,7 +84,8 @@ def test_new_keys_have_their_defaults() -> None:
     config = parse_config(MINIMAL)
     assert (config.ndrive.io_timeout_s, config.ndrive.copy_timeout_s) == (60.0, 1800.0)
     assert (config.ars.create_dedup_window_s, config.ars.crc_mismatch_retries) == (330.0, 5)
-    assert config.ars.disk_full_room_mb == 100
+    assert config.ars.disk_full_room_mb == 2000
+    assert config.ars.max_wait_s == 86400.0
     assert (config.lanes.probe_initial_s, config.lanes.probe_max_s, config.lanes.needs_human_after) == (5.0, 300.0, 10)
     assert (config.daemon.admin_poll_s, config.daemon.heartbeat_s) == (0.5, 10.0)
     assert config.daemon.restart_healthy_after_s == 60.0

@@ -204,7 +204,8 @@ class ArsConfig(_Section, kw_only=True, frozen=True, forbid_unknown_fields=True)
     max_resyncs: NonNegativeInt = 3
     create_dedup_window_s: PositiveSeconds = 330.0  # ARS blocks a GUID 300 s after a create failed on its side
     crc_mismatch_retries: PositiveInt = 5  # 507 answers for one file before the asset is quarantined
-    disk_full_room_mb: NonNegativeInt = 100  # DISK_FULL with this much free: only the asking asset waits
+    disk_full_room_mb: NonNegativeInt = 2000  # DISK_FULL with this much free: only the asking asset waits
+    max_wait_s: PositiveSeconds = 86400.0  # an asset waiting on its own this long is failed with the reason
 
     _checks = (_host_only, _plaintext_allowed, _not_below("sync_poll_initial_s", "sync_poll_max_s"))
 

@@ -169,11 +169,15 @@ class InfrastructureError(IntegrationError):
     """
 
     scope = Scope.SITE
-    probe: ClassVar[Literal["health", "asset"]] = "health"
+    probe: Literal["health", "asset"] = "health"
 
-    def __init__(self, message: str, *, lane: str, guid: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, lane: str, guid: str | None = None, probe: Literal["health", "asset"] | None = None
+    ) -> None:
         super().__init__(message, guid=guid)
         self.lane = lane
+        if probe is not None:
+            self.probe = probe
 
     @property
     def reason(self) -> str:
@@ -191,7 +195,9 @@ class ArsUnavailable(InfrastructureError):
 class ArsDiskFull(InfrastructureError):
     """ARS has no room left for new shares (``http_allocation_status`` DISK_FULL with little or nothing free).
 
-    ``remaining_mb`` is what ARS reported as free (``None`` when it did not say), ``requested_mb`` what was asked.
+    It pauses the ``ars-space`` lane only — what needs new share space (a create, a share opened again) — so
+    uploads into open shares, synchronisation and polling go on and free the space. ``remaining_mb`` is what
+    ARS reported as free (``None`` when it did not say), ``requested_mb`` what was asked.
     """
 
     probe = "asset"
@@ -204,7 +210,7 @@ class ArsDiskFull(InfrastructureError):
         remaining_mb: int | None = None,
         requested_mb: int | None = None,
     ) -> None:
-        super().__init__(message, lane="ars", guid=guid)
+        super().__init__(message, lane="ars-space", guid=guid)
         self.remaining_mb = remaining_mb
         self.requested_mb = requested_mb
 
@@ -246,10 +252,14 @@ class NdriveUnavailable(InfrastructureError):
 
 
 class StorageUnavailable(InfrastructureError):
-    """The local storage disk is full or failing: pause the storage lane (nothing is lost, nothing rejected)."""
+    """The local storage disk is full or failing: pause the storage lane (nothing is lost, nothing rejected).
 
-    def __init__(self, message: str, *, path: str) -> None:
-        super().__init__(message, lane="storage")
+    Raised for one asset (its local folder vanished: is the storage mounted?), the lane pauses only when the
+    storage lane's health probe fails too; otherwise it is that asset's problem.
+    """
+
+    def __init__(self, message: str, *, path: str, probe: Literal["health", "asset"] | None = None) -> None:
+        super().__init__(message, lane="storage", probe=probe)
         self.path = path
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -15,8 +16,11 @@ import trio
 from actor_support import Harness, harness
 from daemon_support import write_session
 from integration.actors import _session_import, _watcher
-from integration.actors._session_import import SessionImporter, WatcherStatistics, relevant
+from integration.actors._intake_support import WatcherStatistics, entries_of, relevant
+from integration.actors._session_import import SessionImporter
+from integration.adapters.files import CopyMismatch
 from integration.adapters.ndrive import snapshot_session
+from integration.errors import TransientError
 from integration.state_machines import AssetState, AssetTrigger
 
 WS = "test-workstation"
@@ -29,6 +33,7 @@ def importer(h: Harness) -> SessionImporter:
         config=h.config,
         dispatcher=h.dispatcher,
         copy_limiter=trio.CapacityLimiter(2),
+        ndrive_limiter=trio.CapacityLimiter(4),
         stats=WatcherStatistics(),
     )
 
@@ -125,9 +130,9 @@ async def test_a_late_sibling_of_an_asset_on_its_way_to_ars_is_rejected_with_a_n
 
         real_late = importer(h)._late_arrivals
 
-        async def late(session: Path, target: Path, planned: Any) -> None:
+        async def late(session: Path, target: Path, planned: Any) -> set[str]:
             await started()
-            await real_late(session, target, planned)
+            return await real_late(session, target, planned)
 
         monkeypatch.setattr(SessionImporter, "_late_arrivals", lambda self, *a: late(*a))
         assert await import_once(h, folder)
@@ -216,7 +221,7 @@ async def test_an_interrupted_rename_is_settled_at_start(
         await h.store.intake.start_rename(str(folder), str(target), actor="crashed")
         if happened:
             folder.rename(target)
-        watcher = _watcher._Watcher(importer(h), h.lanes)
+        watcher = _watcher._Watcher(importer(h), h.lanes, {})
         await watcher.settle_renames()
         assert await h.store.intake.pending_renames() == {}
         session = await h.store.intake.session(str(folder))
@@ -237,7 +242,7 @@ async def test_a_file_that_came_before_a_crash_is_not_lost_at_the_next_import(tm
         snapshot = relevant(await trio.to_thread.run_sync(snapshot_session, folder))
         plan = await trio.to_thread.run_sync(_session_import.plan_session, folder, importer(h).rules)
         outcomes = await importer(h)._ingest_all(  # the first import got this far, then the daemon died
-            folder, plan.candidates, where=folder, sizes={e.name: e.size for e in snapshot.entries}
+            folder, plan.candidates, where=folder, entries=entries_of(snapshot)
         )
         assert outcomes == ["ingested"]
         if moved_on:
@@ -252,3 +257,158 @@ async def test_a_file_that_came_before_a_crash_is_not_lost_at_the_next_import(tm
             assert (folder.parent / "imported_s1" / f"{guid}.dng.error.txt").exists()
         else:
             assert f"{guid}.dng" in names
+
+
+async def test_a_file_rewritten_with_the_same_size_is_taken_in_anew(tmp_path: Path) -> None:
+    """A file rewritten in place while the daemon was down (same size, new bytes and mtime) replaces the
+    recorded copy while nothing went to ARS: its mtime tells it apart, not its size."""
+    [guid] = write_session(tmp_path, WS, "s1", 1, seed=11)
+    folder = tmp_path / "ndrive" / WS / "s1"
+    async with harness(tmp_path) as h:
+        snapshot = relevant(await trio.to_thread.run_sync(snapshot_session, folder))
+        plan = await trio.to_thread.run_sync(_session_import.plan_session, folder, importer(h).rules)
+        assert await importer(h)._ingest_all(folder, plan.candidates, where=folder, entries=entries_of(snapshot)) == [
+            "ingested"
+        ]
+        tif = folder / f"{guid}.tif"
+        [before] = [f.record for f in await h.store.assets.files(guid) if f.record.name == tif.name]
+        data = bytearray(tif.read_bytes())
+        data[-1] ^= 0xFF
+        tif.write_bytes(bytes(data))
+        os.utime(tif, ns=(before.mtime_ns or 0, (before.mtime_ns or 0) + 5_000_000_000))
+        assert await import_once(h, folder)
+        [after] = [f.record for f in await h.store.assets.files(guid) if f.record.name == tif.name]
+        assert after.size == before.size
+        assert after.crc32 != before.crc32
+        assert Path(after.local_path).read_bytes() == bytes(data)
+        assert "file_added" in [e.trigger for e in await h.store.assets.events(guid)]
+
+
+async def test_a_late_metadata_json_replaces_the_recorded_metadata(tmp_path: Path) -> None:
+    """A corrected JSON landing before anything went to ARS replaces the metadata and the columns it sets."""
+    [guid] = write_session(tmp_path, WS, "s1", 1, seed=12)
+    folder = tmp_path / "ndrive" / WS / "s1"
+    async with harness(tmp_path) as h:
+        snapshot = relevant(await trio.to_thread.run_sync(snapshot_session, folder))
+        plan = await trio.to_thread.run_sync(_session_import.plan_session, folder, importer(h).rules)
+        await importer(h)._ingest_all(folder, plan.candidates, where=folder, entries=entries_of(snapshot))
+        metadata = json.loads((folder / f"{guid}.json").read_text())
+        metadata["collection"] = "corrected-collection"
+        (folder / f"{guid}.json").write_text(json.dumps(metadata))
+        assert await import_once(h, folder)
+        record = await h.store.assets.get(guid)
+        assert record is not None
+        assert record.collection == "corrected-collection"
+        assert b"corrected-collection" in (await h.store.assets.metadata_json(guid) or b"")
+        [note] = [e for e in await h.store.assets.events(guid) if e.trigger == "file_added"]
+        assert "its metadata replaces the recorded one" in note.reason
+
+
+async def test_a_late_file_still_being_written_after_the_rename_is_rejected_with_a_note(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A file that keeps changing while it is copied (still being written) is looked at a few settle windows
+    long, then rejected with a note next to it — never dropped silently."""
+    [guid] = write_session(tmp_path, WS, "s1", 1, seed=13)
+    folder = tmp_path / "ndrive" / WS / "s1"
+    real_rename = _session_import.rename_session
+    real_copy = _session_import.copy_with_crc
+    copies: list[str] = []
+
+    def rename(session: Path, target: Path) -> None:
+        (session / f"{guid}.dng").write_bytes(b"II*\x00" + b"raw" * 100)
+        real_rename(session, target)
+
+    def copy(src: Path, dst: Path) -> Any:
+        if src.name.endswith(".dng"):
+            copies.append(src.name)
+            raise CopyMismatch(f"{src} changed while it was copied", path=str(src))
+        return real_copy(src, dst)
+
+    monkeypatch.setattr(_session_import, "rename_session", rename)
+    monkeypatch.setattr(_session_import, "copy_with_crc", copy)
+    async with harness(tmp_path, ndrive={"settle_s": 0.05}) as h:
+        assert await import_once(h, folder)
+        assert len(copies) == _session_import._LATE_ROUNDS
+        [rejection] = await h.store.intake.rejections()
+        assert rejection.name == f"{guid}.dng"
+        assert "still being written" in rejection.reason
+        assert (folder.parent / "imported_s1" / f"{guid}.dng.error.txt").exists()
+        assert await h.store.intake.pending_relists() == {}
+
+
+async def test_a_folder_where_no_note_can_be_written_still_imports_its_good_assets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read-only folder (notes fail): the rejection is recorded for `integration status`, the good asset is
+    imported and the folder renamed."""
+    [good] = write_session(tmp_path, WS, "s1", 1, seed=14)
+    folder = tmp_path / "ndrive" / WS / "s1"
+    (folder / "stray.xyz").write_bytes(b"what is this")
+
+    def read_only(*args: Any) -> None:
+        raise TransientError("Read-only file system")
+
+    monkeypatch.setattr(_session_import, "write_error_note", read_only)
+    async with harness(tmp_path) as h:
+        assert await import_once(h, folder)
+        assert await h.store.assets.get(good) is not None
+        [rejection] = await h.store.intake.rejections()
+        assert rejection.name == "stray.xyz"
+        assert (folder.parent / "imported_s1").is_dir()
+
+
+async def test_a_look_at_the_renamed_folder_cut_short_by_a_crash_is_done_at_the_next_start(tmp_path: Path) -> None:
+    """Renamed and recorded, then the daemon died before looking at the renamed folder again: the next start
+    does it (a file that slipped in is taken in) and settles the look."""
+    [guid] = write_session(tmp_path, WS, "s1", 1, seed=15)
+    folder = tmp_path / "ndrive" / WS / "s1"
+    target = folder.parent / "imported_s1"
+    async with harness(tmp_path) as h:
+        snapshot = relevant(await trio.to_thread.run_sync(snapshot_session, folder))
+        plan = await trio.to_thread.run_sync(_session_import.plan_session, folder, importer(h).rules)
+        await importer(h)._ingest_all(folder, plan.candidates, where=folder, entries=entries_of(snapshot))
+        await h.store.intake.start_rename(str(folder), str(target), actor="crashed")
+        folder.rename(target)
+        await h.store.intake.finish_rename(str(folder), str(target), workstation=WS, assets=1, rejected=0, actor="x")
+        (target / f"{guid}.dng").write_bytes(b"II*\x00" + b"raw" * 40)  # slipped in during the rename
+        assert await h.store.intake.pending_relists() == {str(folder): str(target)}
+        watcher = _watcher._Watcher(importer(h), h.lanes, {})
+        await watcher.settle_renames()
+        assert f"{guid}.dng" in {f.record.name for f in await h.store.assets.files(guid)}
+        assert await h.store.intake.pending_relists() == {}
+        assert await h.store.intake.rejections() == []
+
+
+@pytest.mark.parametrize("twice", [False, True])
+async def test_where_the_first_release_renamed_a_session_is_found_again(tmp_path: Path, twice: bool) -> None:
+    """A session the first release imported and renamed without recording where: at start the watcher finds
+    the one `imported_` folder holding its files and points the N-Drive paths there; with two candidates it
+    changes nothing."""
+    [guid] = write_session(tmp_path, WS, "s1", 1, seed=16)
+    folder = tmp_path / "ndrive" / WS / "s1"
+    async with harness(tmp_path) as h:
+        snapshot = relevant(await trio.to_thread.run_sync(snapshot_session, folder))
+        plan = await trio.to_thread.run_sync(_session_import.plan_session, folder, importer(h).rules)
+        await importer(h)._ingest_all(folder, plan.candidates, where=folder, entries=entries_of(snapshot))
+        await h.store.intake.record_session(str(folder), workstation=WS, status="imported", assets=1, rejected=0)
+        (folder.parent / "imported_s1").mkdir()  # taken when the first release renamed it: hence the suffix
+        folder.rename(folder.parent / "imported_s1_2")
+        if twice:
+            copy = folder.parent / "imported_s1_3"
+            copy.mkdir()
+            for source in (folder.parent / "imported_s1_2").iterdir():
+                (copy / source.name).write_bytes(source.read_bytes())
+        watcher = _watcher._Watcher(importer(h), h.lanes, {})
+        await watcher.locate_earlier_renames()
+        paths = {Path(f.ndrive_path) for f in await h.store.assets.files(guid)}
+        session = await h.store.intake.session(str(folder))
+        assert session is not None
+        if twice:
+            assert {p.parent for p in paths} == {folder}
+            assert session.imported_path is None
+        else:
+            assert {p.parent for p in paths} == {folder.parent / "imported_s1_2"}
+            assert all(p.exists() for p in paths)
+            assert session.imported_path == str(folder.parent / "imported_s1_2")
+            assert await h.store.intake.unlocated_sessions() == {}

@@ -50,6 +50,13 @@ async def watching(
     async with harness(tmp_path, **sections) as h, trio.open_nursery() as nursery:
         stats = WatcherStatistics()
         assert h.dispatcher is not None
+        ndrive_limiter = trio.CapacityLimiter(6)
+
+        async def storage_ok() -> None:
+            if storage_full is not None and storage_full["on"]:
+                raise StorageUnavailable("still full", path=str(tmp_path / "storage"))
+
+        health = {"intake": lambda: ndrive_health_probe(h.config, ndrive_limiter), "storage": storage_ok}
         nursery.start_soon(
             lambda: run_ndrive_watcher(
                 store=h.store,
@@ -57,19 +64,16 @@ async def watching(
                 dispatcher=h.dispatcher,  # type: ignore[arg-type]
                 lanes=h.lanes,
                 copy_limiter=trio.CapacityLimiter(2),
+                ndrive_limiter=ndrive_limiter,
                 heartbeats=h.heartbeats,
+                health=health,
                 statistics=stats,
             )
         )
-
-        async def storage_ok() -> None:
-            if storage_full is not None and storage_full["on"]:
-                raise StorageUnavailable("still full", path=str(tmp_path / "storage"))
-
         nursery.start_soon(
             lambda: run_lane_prober(
                 lanes=h.lanes,
-                health={"intake": lambda: ndrive_health_probe(h.config), "storage": storage_ok},
+                health=health,
                 store=h.store,
                 wake=h.dispatcher.wake,  # type: ignore[union-attr]
                 heartbeats=h.heartbeats,
@@ -191,24 +195,63 @@ async def test_a_failing_mount_pauses_the_intake_lane_and_nothing_is_rejected(
 async def test_a_hung_ndrive_call_pauses_the_intake_lane(
     tmp_path: Path, lazy_autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A listing that never returns (a stuck mount) is abandoned after ndrive.io_timeout_s: the lane pauses."""
+    """A stuck mount (every call hangs) is abandoned after ndrive.io_timeout_s; the probe hangs too: the lane
+    pauses."""
     write_session(tmp_path, WS, "s1", 1, seed=8)
     stuck = threading.Event()
 
-    def hang(session: Path) -> Any:
+    def hang(*args: Any) -> Any:
         stuck.wait(30)  # a real thread stuck in the kernel; released at the end of the test
         raise OSError(errno.EIO, "gone")
 
     monkeypatch.setattr(_watcher, "snapshot_session", hang)
+    monkeypatch.setattr(_watcher, "missing_workstations", hang)
     try:
         async with watching(tmp_path, ndrive={"settle_s": 30.0, "scan_interval_s": 5.0, "io_timeout_s": 20.0}) as (
             h,
             _,
         ):
-            await trio.sleep(25)
+            await trio.sleep(45)
             assert h.lanes.intake.paused
             assert "did not answer within 20 s" in h.lanes.intake.reason
             assert h.restarts() == 0
+    finally:
+        stuck.set()
+
+
+async def test_one_hung_folder_is_that_folders_problem_while_the_ndrive_answers(
+    tmp_path: Path, lazy_autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only one folder hangs; the N-Drive root answers: no lane pause, the other folder is imported, the hung
+    one rests between ever rarer looks (its threads are not used up), and after a few failed rounds the data
+    manager is told in a rejection."""
+    write_session(tmp_path, WS, "bad", 1, seed=81)
+    [good] = write_session(tmp_path, WS, "good", 1, seed=82)
+    stuck = threading.Event()
+    hung: list[Path] = []
+    real_snapshot = _watcher.snapshot_session
+
+    def hang_in_bad(session: Path) -> Any:
+        if session.name == "bad":
+            hung.append(session)
+            stuck.wait(600)
+            raise OSError(errno.EIO, "gone")
+        return real_snapshot(session)
+
+    monkeypatch.setattr(_watcher, "snapshot_session", hang_in_bad)
+    try:
+        async with watching(tmp_path, ndrive={"settle_s": 30.0, "scan_interval_s": 5.0, "io_timeout_s": 20.0}) as (
+            h,
+            _,
+        ):
+            await trio.sleep(400)
+            assert not h.lanes.intake.paused
+            assert await h.store.assets.get(good) is not None
+            assert 3 <= len(hung) <= 5, "a failing folder rests longer after every failure"
+            [rejection] = await h.store.intake.rejections()
+            assert rejection.session == str(session_dir(tmp_path, "bad"))
+            assert "failed 3 rounds in a row" in rejection.reason
+            assert "did not answer within 20 s" in rejection.reason
     finally:
         stuck.set()
 

@@ -122,7 +122,7 @@ SECTION_15 = [
     ars(403, f"Asset {GUID} is already being processed", ArsConflict, ASSET),
     ars(403, "Workstation [OUT_OF_SERVICE] is marked as out of service", GroupHeld, GROUP, "workstation"),
     ars(403, "Collection Vascular plants does not exist within institution NHMD", GroupHeld, GROUP, "collection"),
-    ars(403, "FORBIDDEN", ArsForbidden, SITE),
+    ars(403, "FORBIDDEN", GroupHeld, GROUP, "collection"),  # data rights are per collection
     # ARS update 400 / 403
     ars(400, "asset_guid in URL must match asset_guid in POST-message", R, ASSET),
     ars(400, f"Asset {GUID} does not exist", R, ASSET),
@@ -340,11 +340,18 @@ def test_token_endpoint_answers(status: int, body: dict[str, str] | None, raises
 
 
 def allocation(
-    status: int, allocation_status: str, *, remaining: float | None = 0, text: str | None = None, nested: bool = True
+    status: int,
+    allocation_status: str,
+    *,
+    remaining: float | None = 0,
+    total: float | None = None,
+    text: str | None = None,
+    nested: bool = True,
 ) -> httpx.Response:
     """A create answer (asset with httpInfo, HTTP code from the allocation) or a share answer (HttpInfo itself)."""
     info: dict[str, Any] = {
         "path": None,
+        "total_storage_mb": total,
         "remaining_storage_mb": remaining,
         "allocated_storage_mb": 0,
         "allocation_status_text": text,
@@ -357,10 +364,14 @@ def allocation(
 ALLOCATIONS = [
     ("create_asset", allocation(400, "BAD_REQUEST", text="too small"), ArsRejected, ASSET),
     ("create_asset", allocation(403, "DISK_FULL", remaining=0), ArsDiskFull, SITE),
-    ("create_asset", allocation(403, "DISK_FULL", remaining=99), ArsDiskFull, SITE),
+    ("create_asset", allocation(403, "DISK_FULL", remaining=1_999), ArsDiskFull, SITE),  # below disk_full_room_mb
     ("create_asset", allocation(403, "DISK_FULL", remaining=None), ArsDiskFull, SITE),
-    ("create_asset", allocation(403, "DISK_FULL", remaining=100), AssetWaits, ASSET),
+    ("create_asset", allocation(403, "DISK_FULL", remaining=2_000), AssetWaits, ASSET),
     ("create_asset", allocation(403, "DISK_FULL", remaining=12.5), ArsDiskFull, SITE),  # a float is still read
+    # 6 000 MB asked of a 5 000 MB share disk: it never fits, however much is freed
+    ("create_asset", allocation(403, "DISK_FULL", remaining=4_000, total=5_000), ArsRejected, ASSET),
+    ("create_asset", allocation(403, "DISK_FULL", remaining=0, total=5_000), ArsRejected, ASSET),
+    ("create_asset", allocation(403, "DISK_FULL", remaining=0, total=50_000), ArsDiskFull, SITE),
     ("create_asset", allocation(404, "SHARE_NOT_FOUND"), ArsRejected, ASSET),
     ("create_asset", allocation(500, "UNKNOWN_ERROR"), ArsTransientError, ASSET),
     ("create_asset", allocation(500, "INTERNAL_ERROR"), ArsTransientError, ASSET),
@@ -386,9 +397,9 @@ def test_allocation_statuses(
 def test_disk_full_room_comes_from_the_config() -> None:
     """ars.disk_full_room_mb decides between a full disk (site) and one asset too big for what is left."""
     response = allocation(403, "DISK_FULL", remaining=150)
-    assert type(error_for_response(response, operation="create_asset", config=CONFIG)) is AssetWaits
-    roomy = msgspec.structs.replace(CONFIG, disk_full_room_mb=200)
-    assert type(error_for_response(response, operation="create_asset", config=roomy)) is ArsDiskFull
+    assert type(error_for_response(response, operation="create_asset", config=CONFIG)) is ArsDiskFull
+    small = msgspec.structs.replace(CONFIG, disk_full_room_mb=100)
+    assert type(error_for_response(response, operation="create_asset", config=small)) is AssetWaits
 
 
 # --- "not there" is an answer ---------------------------------------------------------------------------------

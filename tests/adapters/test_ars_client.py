@@ -306,7 +306,7 @@ async def test_create_disk_full_pauses_the_lane(fake: FakeArs, ars: ArsClient) -
     fake.remaining_mb = 5
     with pytest.raises(ArsDiskFull) as caught:
         await ars.create_asset(create_body(), allocation_mb=12)
-    assert caught.value.lane == "ars"
+    assert caught.value.lane == "ars-space"
     assert (caught.value.remaining_mb, caught.value.requested_mb) == (5, 12)
     assert caught.value.reason.startswith("ARS has no disk space for new shares (DISK_FULL, 5 MB remaining)")
     assert GUID not in fake.assets
@@ -322,12 +322,12 @@ async def test_create_disk_full_without_a_number_pauses_the_lane(fake: FakeArs, 
 
 async def test_create_too_big_for_the_free_space_waits_alone(fake: FakeArs, ars: ArsClient) -> None:
     """DISK_FULL while ARS still has ars.disk_full_room_mb free: only this (too big) asset waits, the lane runs."""
-    fake.remaining_mb = 500
+    fake.remaining_mb = 2_500
     with pytest.raises(AssetWaits) as caught:
-        await ars.create_asset(create_body(), allocation_mb=600)
+        await ars.create_asset(create_body(), allocation_mb=3_000)
     assert caught.value.retry_after_s == 300
     assert caught.value.scope is Scope.ASSET
-    assert "500 MB free, not enough for the 600 MB" in str(caught.value)
+    assert "2500 MB free, not enough for the 3000 MB" in str(caught.value)
 
 
 async def test_create_with_failed_allocation_under_200_is_a_failure() -> None:
@@ -367,9 +367,18 @@ async def test_create_on_an_out_of_service_workstation_holds_the_group() -> None
     assert caught.value.group_kind == "workstation"
 
 
-async def test_create_without_write_rights_is_forbidden_site_wide() -> None:
-    """ARS's 403 "FORBIDDEN" (no write right) pauses the lane with a reason naming the client and the collection."""
+async def test_create_without_write_rights_holds_the_collection() -> None:
+    """ARS's 403 "FORBIDDEN" on a create (no data right, which ARS grants per collection) holds the collection."""
     async with client_for(answering(error(403, "FORBIDDEN", "FORBIDDEN"))) as client:
+        with pytest.raises(GroupHeld) as caught:
+            await client.create_asset(create_body(), allocation_mb=12)
+    assert (caught.value.group_kind, caught.value.group_value) == ("collection", None)
+    assert "grant the client the write right for this asset's collection" in str(caught.value)
+
+
+async def test_a_missing_role_is_forbidden_site_wide() -> None:
+    """A bare 403 without an ARS envelope (Jersey's role check) is every asset's problem: ArsForbidden."""
+    async with client_for(answering(httpx.Response(403, text=""))) as client:
         with pytest.raises(ArsForbidden) as caught:
             await client.create_asset(create_body(), allocation_mb=12)
     assert caught.value.reason == (

@@ -71,7 +71,7 @@ async def test_open_share_on_a_full_disk_pauses_the_lane(fake: FakeArs, ars: Ars
 async def test_open_share_too_big_for_what_is_free_waits(fake: FakeArs, ars: ArsClient) -> None:
     """DISK_FULL while ARS still has room for smaller assets makes only this asset wait."""
     fake.add_asset(share_mb=None)
-    fake.remaining_mb = 1_000
+    fake.remaining_mb = 3_000
     with pytest.raises(AssetWaits) as caught:
         await ars.open_share(GUID, **WHERE, allocation_mb=4_000)
     assert caught.value.retry_after_s == 300

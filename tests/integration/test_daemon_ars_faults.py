@@ -62,21 +62,24 @@ async def test_crc_mismatch_507_is_uploaded_again(nursery: trio.Nursery, tmp_pat
 async def test_disk_full_pauses_the_lane_and_resumes_by_itself(
     nursery: trio.Nursery, tmp_path: Path, ars: ArsServer
 ) -> None:
-    """DISK_FULL pauses the ARS lane (assets paused, none failed); when space is back, all sync."""
+    """DISK_FULL pauses the ars-space lane (assets paused, none failed, ARS itself open); when space is back,
+    all sync."""
     ars.emulator.update_faults({"disk_full": True})
     guids = write_session(tmp_path, "test-workstation", "s1", 4, seed=15)
     daemon = await start_daemon(nursery, make_config(tmp_path, ars.port))
     await wait_for_states(daemon, {"paused": 1})
-    assert daemon.lanes.ars.paused
-    assert "DISK_FULL" in daemon.lanes.ars.reason or "disk" in daemon.lanes.ars.reason.lower()
+    space = daemon.lanes.lane("ars-space")
+    assert space.paused
+    assert not daemon.lanes.ars.paused
+    assert "DISK_FULL" in space.reason
     counts = await daemon.store.assets.counts_by_state()
     assert AssetState.FAILED.value not in counts
     ars.emulator.update_faults({"disk_full": False})
     await wait_for_states(daemon, {"synced": 4})
-    assert not daemon.lanes.ars.paused
+    assert not space.paused
     assert_exactly_once(ars, guids)
     lanes = {lane.name: lane for lane in await daemon.store.lanes.all()}
-    assert lanes["ars"].paused is False
+    assert lanes["ars-space"].paused is False
 
 
 async def test_ars_down_for_a_while(nursery: trio.Nursery, tmp_path: Path, ars: ArsServer) -> None:

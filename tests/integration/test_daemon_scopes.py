@@ -4,7 +4,9 @@ that every asset shares."""
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -24,6 +26,7 @@ from integration.actors import run_daemon
 from integration.emulators.ars import InstitutionSettings
 from integration.errors import ArsCredentialsRefused, ArsRouteNotFound
 from integration.status import collect_status
+from integration.store import DatabaseThread, StoreUnavailable
 
 FAST_LANES = {"probe_initial_s": 0.2, "probe_max_s": 1.0}
 
@@ -110,14 +113,15 @@ async def test_disk_full_for_a_while_pauses_the_lane_once(
     ars.emulator.update_faults({"disk_full": True})
     guids = write_session(tmp_path, "test-workstation", "s1", 4, seed=34)
     daemon = await start_daemon(nursery, make_config(tmp_path, ars.port, lanes=FAST_LANES))
-    await wait_until(lambda: _true(daemon.lanes.ars.paused), what="DISK_FULL to pause the lane")
-    assert "DISK_FULL" in daemon.lanes.ars.reason
+    space = daemon.lanes.lane("ars-space")
+    await wait_until(lambda: _true(space.paused), what="DISK_FULL to pause the lane")
+    assert "DISK_FULL" in space.reason
     await trio.sleep(3.0)
     ars.emulator.update_faults({"disk_full": False})
     await wait_for_states(daemon, {"synced": 4})
     lane_events = await daemon.store.run(
         lambda c: c.execute(
-            "SELECT trigger FROM events WHERE entity_kind = 'lane' AND entity_id = 'ars' ORDER BY id"
+            "SELECT trigger FROM events WHERE entity_kind = 'lane' AND entity_id = 'ars-space' ORDER BY id"
         ).fetchall()
     )
     triggers = [t for (t,) in lane_events]
@@ -135,9 +139,10 @@ async def test_disk_full_for_a_while_pauses_the_lane_once(
 
 
 async def test_an_asset_too_big_for_the_free_space_waits_alone(nursery: trio.Nursery, tmp_path: Path) -> None:
-    """DISK_FULL for one allocation bigger than what is left: that asset waits; the small ones sync; the lane
-    stays open."""
-    ars = await serve_ars(nursery, tmp_path, total_storage_mb=20)
+    """DISK_FULL for one allocation bigger than what is left: that asset waits; the small ones sync; the lanes
+    stay open."""
+    ars = await serve_ars(nursery, tmp_path, total_storage_mb=60)
+    ars.emulator.core.allocated_mb = 40  # other users' shares hold two thirds of the disk
     small = write_session(tmp_path, "test-workstation", "s1", 3, seed=35)
     [big] = write_session(tmp_path, "test-workstation", "s2", 1, seed=36, size=25_000_000)
     config = make_config(tmp_path, ars.port, ars={"disk_full_room_mb": 5})
@@ -150,6 +155,22 @@ async def test_an_asset_too_big_for_the_free_space_waits_alone(nursery: trio.Nur
     assert record.wake is not None
     assert "not enough" in record.wake.reason
     assert not daemon.lanes.ars.paused
+    assert not daemon.lanes.lane("ars-space").paused
+    assert set(ars.emulator.stats().creates_committed_by_guid) == set(small)
+
+
+async def test_an_asset_bigger_than_the_whole_share_disk_is_quarantined(nursery: trio.Nursery, tmp_path: Path) -> None:
+    """An allocation bigger than ARS's whole share disk will never fit: quarantined with words saying so, at
+    once (no waiting for a day); the others sync."""
+    ars = await serve_ars(nursery, tmp_path, total_storage_mb=20)
+    small = write_session(tmp_path, "test-workstation", "s1", 2, seed=38)
+    [big] = write_session(tmp_path, "test-workstation", "s2", 1, seed=39, size=25_000_000)
+    daemon = await start_daemon(nursery, make_config(tmp_path, ars.port, ars={"disk_full_room_mb": 5}))
+    await wait_for_states(daemon, {"synced": 2, "quarantined": 1})
+    record = await daemon.store.assets.get(big)
+    assert record is not None
+    assert record.state.value == "quarantined"
+    assert "can never be stored this way" in record.reason
     assert set(ars.emulator.stats().creates_committed_by_guid) == set(small)
 
 
@@ -197,3 +218,24 @@ async def test_ars_down_while_polling_pauses_the_lane_without_crashing_the_polle
     ars.emulator.update_faults({"down": False, "stuck_asset_received": False})
     await wait_for_states(daemon, {"synced": 5})
     assert daemon.heartbeats.actors["sync-poller"].restarts == 0
+
+
+async def test_a_store_that_stops_working_stops_the_daemon_with_its_cause(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database thread ends (a failing disk): the daemon stops with the cause instead of restarting actors
+    that can do nothing without it."""
+    config = make_config(tmp_path, 9)  # no ARS is asked: nothing to send
+
+    def broken(self: DatabaseThread, connection: sqlite3.Connection, batch: list[Any]) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    async def scenario() -> None:
+        async with trio.open_nursery() as nursery:
+            await start_daemon(nursery, config, startup_check="skip")
+            monkeypatch.setattr(DatabaseThread, "_run_batch", broken)  # the next call (a heartbeat) ends it
+
+    with pytest.raises(ExceptionGroup) as caught:
+        with trio.fail_after(30):
+            await scenario()
+    assert caught.group_contains(StoreUnavailable, match="disk I/O error", depth=None)

@@ -5,9 +5,11 @@ closes rejections — and "needs a human" becomes empty again."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import httpx
+import pytest
 import tomli_w
 import trio
 from typer.testing import CliRunner
@@ -24,10 +26,12 @@ from daemon_support import (
 )
 from integration.actors import RetryRequest, retry_assets
 from integration.adapters.ars import open_ars_client
+from integration.cli import _operator as operator_cli
 from integration.cli import app
+from integration.errors import ArsUnavailable
 from integration.state_machines import AssetState, AssetTrigger
 from integration.status import collect_status
-from integration.store import open_store
+from integration.store import Store, daemon_lock, lock_holder, open_store, read_request
 
 
 def config_file(tmp_path: Path, port: int, **sections: dict[str, object]) -> Path:
@@ -200,3 +204,156 @@ async def test_a_redelivery_of_an_asset_in_ars_replaces_its_metadata_and_files(
     assert ars.erda_bytes(guid, f"{guid}.cr3") == (fixed.parent / "imported_s2" / f"{guid}.cr3").read_bytes()
     erda = tmp_path / "ars" / "erda" / "test-institution" / "test-collection" / guid
     assert sorted(p.name for p in erda.iterdir()) == sorted([f"{guid}.tif", f"{guid}.cr3"])
+
+
+# -- requests that cannot be answered are withdrawn; a command holding the database is not sent one -----------
+
+
+async def prepared(tmp_path: Path) -> tuple[Path, Path]:
+    """A configuration file (no ARS needed) and its database, created empty; returns both paths."""
+    path = config_file(tmp_path, 1)
+    database = Path(make_config(tmp_path, 1).storage.database)
+    async with open_store(database):
+        pass
+    return path, database
+
+
+async def run_cli_within(seconds: float, *args: str) -> tuple[int, str]:
+    """run_cli on a worker thread; a command that does not return within ``seconds`` fails the test."""
+    with trio.fail_after(seconds):
+        return await trio.to_thread.run_sync(lambda: run_cli(*args), abandon_on_cancel=True)
+
+
+async def test_a_request_the_daemon_does_not_take_is_withdrawn_at_the_timeout(tmp_path: Path) -> None:
+    """A request the daemon never takes is withdrawn when the command times out, so no later daemon runs it."""
+    path, database = await prepared(tmp_path)
+    with daemon_lock(database):  # a daemon that never looks at its requests
+        code, output = await run_cli_within(10, "ack", "--all", "-c", str(path), "--reason", "x", "--timeout", "0.5")
+    assert code == 1
+    assert "did not take request #1 within 0.5 s; the request is withdrawn and nothing was changed" in output
+    record = read_request(database, 1)
+    assert record is not None
+    assert record.status == "failed"
+    assert "withdrawn" in record.result
+    async with open_store(database) as store:
+        assert await store.requests.pending() == []
+
+
+async def test_a_request_is_withdrawn_when_the_daemon_stops_before_taking_it(tmp_path: Path) -> None:
+    """When no daemon holds the database any more, the waiting command withdraws its request and says so."""
+    path, database = await prepared(tmp_path)
+    async with trio.open_nursery() as nursery:
+        outcome: list[tuple[int, str]] = []
+
+        async def command() -> None:
+            outcome.append(await run_cli_within(10, "ack", "--all", "-c", str(path), "--reason", "x"))
+
+        with daemon_lock(database):
+            nursery.start_soon(command)
+            await wait_until(lambda: _submitted(database), what="the request")
+        # the daemon is gone, without an answer
+    [(code, output)] = outcome
+    assert code == 1
+    assert "stopped before it took request #1; the request is withdrawn and nothing was changed" in output
+    record = read_request(database, 1)
+    assert record is not None
+    assert "withdrawn" in record.result
+
+
+async def _submitted(database: Path) -> bool:
+    return read_request(database, 1) is not None
+
+
+async def test_a_request_the_daemon_took_is_answered_even_after_the_timeout(tmp_path: Path) -> None:
+    """Once the daemon took the request, the command waits past its timeout and prints the daemon's answer."""
+    path, database = await prepared(tmp_path)
+    async with trio.open_nursery() as nursery, open_store(database) as store:
+        outcome: list[tuple[int, str]] = []
+
+        async def command() -> None:
+            outcome.append(
+                await run_cli_within(10, "ack", "--all", "-c", str(path), "--reason", "x", "--timeout", "0.3")
+            )
+
+        with daemon_lock(database):
+            nursery.start_soon(command)
+            await wait_until(lambda: _taken(store), what="the request")
+            await trio.sleep(1.0)  # well past the command's timeout
+            await store.requests.finish(1, ok=True, result='{"acknowledged": [7]}')
+            await wait_until(lambda: _done(outcome), what="the command")
+    [(code, output)] = outcome
+    assert code == 0, output
+    assert "waiting for its answer" in output
+    assert "acknowledged: #7" in output
+
+
+async def _taken(store: Store) -> bool:
+    return bool(await store.requests.pending())
+
+
+async def _done(outcome: list[tuple[int, str]]) -> bool:
+    return bool(outcome)
+
+
+async def test_a_request_taken_by_a_daemon_that_stopped_is_withdrawn(tmp_path: Path) -> None:
+    """A daemon that took the request and stopped before answering: the command withdraws it under the lock."""
+    path, database = await prepared(tmp_path)
+    async with trio.open_nursery() as nursery, open_store(database) as store:
+        outcome: list[tuple[int, str]] = []
+
+        async def command() -> None:
+            outcome.append(await run_cli_within(10, "ack", "--all", "-c", str(path), "--reason", "x"))
+
+        with daemon_lock(database):
+            nursery.start_soon(command)
+            await wait_until(lambda: _taken(store), what="the request")
+        await wait_until(lambda: _done(outcome), what="the command")
+        assert await store.requests.pending() == []  # a later daemon will not carry it out
+    [(code, output)] = outcome
+    assert code == 1
+    assert "while working on request #1, before answering it; the request is withdrawn" in output
+    assert "check `integration status`" in output
+
+
+async def test_a_command_holding_the_database_is_not_sent_a_request(tmp_path: Path) -> None:
+    """While another command works on the database, retry/ack say so at once and send no request."""
+    path, database = await prepared(tmp_path)
+    with daemon_lock(database, role="command"):
+        code, output = await run_cli_within(10, "ack", "--all", "-c", str(path), "--reason", "x", "--timeout", "0.5")
+    assert code == 1
+    assert f"another `integration` command (PID {os.getpid()}) is working on the database; try again" in output
+    assert read_request(database, 1) is None
+
+
+async def test_ctrl_c_while_waiting_withdraws_the_request(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Interrupting the waiting command withdraws a request the daemon has not taken."""
+    path, database = await prepared(tmp_path)
+
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(operator_cli, "_pause", interrupt)
+    with daemon_lock(database):
+        code, output = await run_cli_within(10, "ack", "--all", "-c", str(path), "--reason", "x")
+    assert code == 130
+    assert "interrupted: request #1 is withdrawn and nothing was changed" in output
+    record = read_request(database, 1)
+    assert record is not None
+    assert record.status == "failed"
+
+
+async def test_a_retry_stopped_by_a_site_error_does_not_claim_nothing_changed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without a daemon, a retry that stops on an ARS outage says it stopped before the end, not "nothing changed"."""
+    path, database = await prepared(tmp_path)
+
+    async def outage(request: RetryRequest, **kwargs: object) -> list[object]:
+        raise ArsUnavailable("ARS is unreachable (connection refused)")
+
+    monkeypatch.setattr(operator_cli, "retry_assets", outage)
+    code, output = await run_cli_within(30, "retry", "--all-failed", "-c", str(path), "--reason", "x")
+    assert code == 1
+    assert "stopped before the end: ARS is unreachable (connection refused) (check `integration status`)" in output
+    assert "nothing was changed" not in output
+    assert lock_holder(database) is None  # the command's lock went with it

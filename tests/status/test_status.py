@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from daemon_support import make_config
 from integration.config import Config
 from integration.state_machines import AssetState, AssetTrigger
 from integration.status import collect_status, render_status
-from integration.store import LaneRecord, open_store
+from integration.store import LaneRecord, Rejection, Wake, daemon_lock, open_store
 from store.test_store import new_asset
 
 
@@ -86,3 +87,56 @@ async def test_missing_workstation_folders_are_shown(tmp_path: Path) -> None:
     [item] = collect_status(config).attention
     assert item.kind == "ndrive"
     assert item.name == config.ndrive.workstations[1]
+
+
+async def test_assets_waiting_on_their_own_are_shown_without_needing_a_human(tmp_path: Path) -> None:
+    """Assets ARS asked to wait are counted, the longest-waiting named with why; they need nobody (yet)."""
+    config = config_with_folders(tmp_path)
+    async with open_store(Path(config.storage.database)) as store:
+        for guid, since in (("short", 900.0), ("long", 100.0)):
+            await store.assets.record_ingested(new_asset(guid), actor="t")
+            await store.assets.update(
+                guid,
+                expected=AssetState.INGESTED,
+                waiting_since=since,
+                wake=Wake(kind="dispatch", due=2000.0, reason=f"waits: too big ({guid})"),
+            )
+    report = collect_status(config, now=1000.0)
+    assert (report.waits.count, report.waits.longest_guid, report.waits.longest_since) == (2, "long", 100.0)
+    assert report.waits.longest_reason == "waits: too big (long)"
+    assert [item.kind for item in report.attention] == ["daemon"]  # the daemon is not running; the waits are fine
+    text = render_status(report)
+    assert "Waiting on their own (2; they go on by themselves)" in text
+    assert "longest: long, for 15 min: waits: too big (long)" in text
+
+
+async def test_a_command_holding_the_database_is_named(tmp_path: Path) -> None:
+    """While `integration retry` works on the database without a daemon, status says so (not just "not running")."""
+    config = config_with_folders(tmp_path)
+    async with open_store(Path(config.storage.database)):
+        pass
+    with daemon_lock(Path(config.storage.database), role="command"):
+        report = collect_status(config)
+    assert (report.daemon.running, report.daemon.command_pid) == (False, os.getpid())
+    assert f"an `integration` command (PID {os.getpid()}) is working on it" in render_status(report)
+
+
+async def test_a_rejection_points_to_the_folder_where_its_note_is_now(tmp_path: Path) -> None:
+    """After the `imported_` rename, a rejection's note is in the renamed folder: status names that folder."""
+    config = config_with_folders(tmp_path)
+    session = str(Path(config.ndrive.root) / "test-workstation" / "s1")
+    async with open_store(Path(config.storage.database)) as store:
+        await store.intake.record_rejection(
+            Rejection(session=session, name="x.tif", guid=None, reason="no JSON", at=1.0, kind="intake")
+        )
+        await store.intake.start_rename(session, session.replace("/s1", "/imported_s1"), actor="t")
+        await store.intake.finish_rename(
+            session,
+            session.replace("/s1", "/imported_s1"),
+            workstation="test-workstation",
+            assets=0,
+            rejected=1,
+            actor="t",
+        )
+    [item] = [i for i in collect_status(config).attention if i.kind == "rejection"]
+    assert item.where == session.replace("/s1", "/imported_s1")

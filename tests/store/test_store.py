@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -17,15 +19,22 @@ from integration.errors import DaemonRunning, IllegalTransition, StateConflict
 from integration.state_machines import AssetState, AssetTrigger
 from integration.store import (
     MIGRATIONS,
+    CommandRunning,
+    LockHolder,
     NewAsset,
     Rejection,
     Store,
     Wake,
     daemon_lock,
     holder_of,
+    lock_holder,
+    lock_path,
     open_reader,
     open_store,
+    read_request,
     schema_version,
+    submit_request,
+    withdraw_request,
 )
 
 
@@ -229,18 +238,33 @@ async def test_resume_releases_waits_on_lanes_that_are_not_paused(tmp_path: Path
 
 
 async def test_migrating_a_version_1_database_keeps_intents_and_wake_ups(tmp_path: Path) -> None:
-    """A database of the first release is migrated: its open intents and wake-up times are carried over."""
+    """A database of the first release is migrated: intents and wake-ups carried over, in_ars only where ARS has it."""
     path = tmp_path / "old.db"
     with sqlite3.connect(path, isolation_level=None) as connection:
         connection.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
         connection.executescript(MIGRATIONS[0])
         connection.execute("INSERT INTO schema_version VALUES (1)")
-        for guid, state, intent, wake in (("a", "ingested", "create", None), ("b", "syncing", None, 42.0)):
+        for guid, state, intent, wake in (
+            ("a", "ingested", "create", None),
+            ("b", "syncing", None, 42.0),
+            ("q", "quarantined", None, None),  # bad metadata: never reached ARS
+            ("c", "quarantined", None, None),  # quarantined after ARS created it
+        ):
             connection.execute(
                 "INSERT INTO assets (guid, state, pipeline, institution, collection, workstation, session, local_dir, "
                 "allocation_mb, intent, next_wake, state_since, created_at, updated_at) "
                 "VALUES (?,?, 'p','i','c','w','s','/l',1,?,?,0,0,0)",
                 (guid, state, intent, wake),
+            )
+        for guid, from_state, to_state, trigger in (
+            ("q", "ingested", "quarantined", "quarantine"),
+            ("c", "ingested", "created_in_ars", "create"),
+            ("c", "created_in_ars", "quarantined", "quarantine"),
+        ):
+            connection.execute(
+                "INSERT INTO events (guid, from_state, to_state, trigger, reason, actor, at) "
+                "VALUES (?,?,?,?,'r','t',0)",
+                (guid, from_state, to_state, trigger),
             )
     async with open_store(path) as store:
         a, b = await store.assets.get("a"), await store.assets.get("b")
@@ -250,6 +274,11 @@ async def test_migrating_a_version_1_database_keeps_intents_and_wake_ups(tmp_pat
         assert b is not None
         assert b.wake == Wake(kind="sync_poll", due=42.0, reason="migrated")
         assert b.in_ars is True
+        q, c = await store.assets.get("q"), await store.assets.get("c")
+        assert q is not None
+        assert q.in_ars is False  # quarantined before any create: ARS never had it
+        assert c is not None
+        assert c.in_ars is True  # its events show the create
     with sqlite3.connect(path) as connection:
         assert schema_version(connection) == len(MIGRATIONS)
 
@@ -334,7 +363,26 @@ async def test_rejections_have_a_lifecycle(tmp_path: Path) -> None:
         closed = {r.name: (r.status, r.closed_reason) for r in await store.intake.rejections(status=None)}
         assert closed["x.txt"] == ("acknowledged", "acknowledged by op: moved it")
         assert closed["g"] == ("resolved", "imported from /n/s2")
-        assert await store.intake.record_rejection(first)  # rejected again after an ack: open again
+        assert not await store.intake.record_rejection(first)  # the same rejection again: it stays acknowledged
+        assert {r.name for r in await store.intake.rejections(status="open")} == set()
+
+
+async def test_an_acknowledged_rejection_stays_closed_unless_its_reason_changes(tmp_path: Path) -> None:
+    """The same rejection seen again leaves a closed row closed; a new reason reopens it, or updates an open one."""
+    async with open_store(tmp_path / "t.db") as store:
+        first = Rejection(session="/n/s1", name="x.txt", guid=None, reason="stray", at=1.0)
+        assert await store.intake.record_rejection(first)
+        changed = Rejection(session="/n/s1", name="x.txt", guid=None, reason="stray, and empty", at=2.0)
+        assert await store.intake.record_rejection(changed)  # open, with a new reason: updated
+        [row] = await store.intake.rejections()
+        assert row.reason == "stray, and empty"
+        await store.intake.acknowledge(ids=[row.id], reason="known", actor="op")
+        for _ in range(3):  # every look at the folder, every restart
+            assert not await store.intake.record_rejection(changed)
+        assert await store.intake.rejections(status="open") == []
+        assert await store.intake.record_rejection(first)  # another problem than the one acknowledged
+        [reopened] = await store.intake.rejections(status="open")
+        assert (reopened.id, reopened.reason, reopened.closed_reason) == (row.id, "stray", "")
 
 
 async def test_store_survives_reopen_with_state(tmp_path: Path) -> None:
@@ -382,6 +430,45 @@ def test_one_daemon_per_database(tmp_path: Path) -> None:
     assert holder_of(database) is None
 
 
+def test_a_status_look_at_the_lock_does_not_stop_a_daemon_from_starting(tmp_path: Path) -> None:
+    """A reader testing the lock (a shared lock for a moment) only delays daemon_lock; it does not refuse it."""
+    database = tmp_path / "t.db"
+    path = lock_path(database)
+    path.touch()
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # what holder_of does while `status` runs
+        releaser = threading.Timer(0.06, fcntl.flock, (fd, fcntl.LOCK_UN))
+        releaser.start()
+        try:
+            with daemon_lock(database):
+                assert holder_of(database) == os.getpid()
+        finally:
+            releaser.join()
+    finally:
+        os.close(fd)
+
+
+def test_the_lock_says_whether_a_daemon_or_a_command_holds_it(tmp_path: Path) -> None:
+    """The lock file records the holder's role: a command is not reported as a daemon, and is refused as such."""
+    database = tmp_path / "t.db"
+    assert lock_holder(database) is None
+    with daemon_lock(database, role="command"):
+        assert lock_holder(database) == LockHolder(pid=os.getpid(), role="command")
+        assert holder_of(database) is None  # no daemon runs: status must not say one does
+        with pytest.raises(CommandRunning, match=f"another `integration` command \\(PID {os.getpid()}\\)"):
+            with daemon_lock(database):
+                pass
+    with daemon_lock(database):
+        assert lock_holder(database) == LockHolder(pid=os.getpid(), role="daemon")
+        with pytest.raises(DaemonRunning, match="another daemon") as refused:
+            with daemon_lock(database, role="command"):
+                pass
+        assert not isinstance(refused.value, CommandRunning)
+        assert refused.value.pid == os.getpid()
+    assert lock_holder(database) is None
+
+
 def test_a_killed_daemon_leaves_no_stale_lock(tmp_path: Path) -> None:
     """The lock is the kernel's: a SIGKILLed holder releases it at once."""
     database = tmp_path / "t.db"
@@ -400,3 +487,42 @@ def test_a_killed_daemon_leaves_no_stale_lock(tmp_path: Path) -> None:
     finally:
         if holder.stdout is not None:
             holder.stdout.close()
+
+
+async def test_a_request_no_daemon_took_is_withdrawn_and_never_carried_out(tmp_path: Path) -> None:
+    """withdraw_request answers a pending request as withdrawn, so a later daemon never takes it."""
+    database = tmp_path / "t.db"
+    async with open_store(database):
+        pass
+    request_id = submit_request(database, kind="retry", body="{}", requested_by="op")
+    assert withdraw_request(database, request_id, why="the daemon did not answer within 1 s")
+    record = read_request(database, request_id)
+    assert record is not None
+    assert record.status == "failed"
+    assert "withdrawn: the daemon did not answer within 1 s" in record.result
+    assert not withdraw_request(database, request_id)  # answered already
+    async with open_store(database) as store:
+        assert await store.requests.pending() == []
+        await store.requests.finish(request_id, ok=True, result="[]")  # a late answer does not overwrite it
+    record = read_request(database, request_id)
+    assert record is not None
+    assert record.status == "failed"
+
+
+async def test_a_request_a_daemon_took_is_not_withdrawn_but_answered(tmp_path: Path) -> None:
+    """Once a daemon took a request, the command cannot withdraw it (it waits for the answer) unless it holds
+    the lock, which means the daemon that took it has stopped."""
+    database = tmp_path / "t.db"
+    async with open_store(database) as store:
+        request_id = submit_request(database, kind="ack", body="{}", requested_by="op")
+        [taken] = await store.requests.pending()
+        assert taken.id == request_id
+        assert not withdraw_request(database, request_id)
+        await store.requests.finish(request_id, ok=True, result='{"acknowledged": []}')
+        record = read_request(database, request_id)
+        assert record is not None
+        assert record.status == "done"
+        other = submit_request(database, kind="ack", body="{}", requested_by="op")
+        assert [r.id for r in await store.requests.pending()] == [other]
+        assert [r.id for r in await store.requests.pending()] == [other]  # taken again until answered
+    assert withdraw_request(database, other, why="the daemon stopped", even_if_taken=True)

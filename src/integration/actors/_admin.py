@@ -28,7 +28,7 @@ from integration.actors._ars_steps import RECONCILE_FILES, UPDATE_METADATA, crea
 from integration.actors._heartbeats import Heartbeats
 from integration.adapters.ars import ArsClient
 from integration.domain import FileKind
-from integration.errors import DataError, InfrastructureError, IntegrationError, StateConflict
+from integration.errors import DataError, InfrastructureError, IntegrationError, StateConflict, TransientError
 from integration.state_machines import NEEDS_HUMAN_STATES, RETRY_TARGETS, AssetState
 from integration.store import AssetRecord, RequestRecord, Store, Wake
 
@@ -93,21 +93,51 @@ async def retry_assets(
     store: Store,
     ars: ArsClient,
     wake: Wake_ | None = None,
+    wake_poller: Callable[[], None] | None = None,
     clock: Callable[[], float] = time.time,
 ) -> list[RetryResult]:
     """Reconcile each asset of ``request`` with ARS and move it on; one result per asset.
 
-    Raises :class:`InfrastructureError` when ARS cannot be asked (nothing is changed then).
+    One asset's refusal (ARS holds someone else's asset, refuses its metadata) is that asset's result. When
+    ARS cannot be asked at all, the assets not yet tried get an ``unchanged`` result saying why — or, when
+    that happens at the first asset, :class:`InfrastructureError` is raised (nothing was changed).
+    ``wake`` hands moved assets to the dispatcher, ``wake_poller`` tells the sync poller of assets moved to
+    ``syncing`` (both None without a daemon: the wake-ups wait in the store).
     """
     guids = list(dict.fromkeys(request.guids))
     for state, wanted in ((AssetState.QUARANTINED, request.all_quarantined), (AssetState.FAILED, request.all_failed)):
         if wanted:
             guids += [g for g in await _all_in(store, state) if g not in guids]
-    results = []
-    for guid in guids:
+    results: list[RetryResult] = []
+    for index, guid in enumerate(guids):
         with structlog.contextvars.bound_contextvars(asset_guid=guid):
-            results.append(await _retry_one(guid, request, store=store, ars=ars, wake=wake, now=clock()))
+            try:
+                result = await _retry_one(guid, request, store=store, ars=ars, now=clock())
+            except InfrastructureError as exc:
+                if not results:
+                    raise
+                log.warning("retry_stopped", error=exc.reason, not_tried=len(guids) - index)
+                return results + [await _not_tried(g, store, exc.reason) for g in guids[index:]]
+            except TransientError as exc:  # ARS answered, slowly or oddly, for this asset: it stays as it was
+                result = await _not_tried(guid, store, f"{exc} — run the retry again")
+            except IntegrationError as exc:  # ARS refused this asset's request
+                record = await store.assets.get(guid)
+                result = RetryResult(
+                    guid=guid, outcome="refused", state=record.state.value if record else "", message=str(exc)
+                )
+        results.append(result)
+        if result.outcome == "moved":
+            if result.state == AssetState.SYNCING.value and wake_poller is not None:
+                wake_poller()
+            elif result.state != AssetState.SYNCED.value and wake is not None:
+                await wake(guid, f"retry by {request.by}")
     return results
+
+
+async def _not_tried(guid: str, store: Store, reason: str) -> RetryResult:
+    record = await store.assets.get(guid)
+    state = record.state.value if record else ""
+    return RetryResult(guid=guid, outcome="unchanged", state=state, message=f"not moved: {reason}")
 
 
 async def _all_in(store: Store, state: AssetState) -> list[str]:
@@ -119,9 +149,7 @@ async def _all_in(store: Store, state: AssetState) -> list[str]:
     return guids
 
 
-async def _retry_one(
-    guid: str, request: RetryRequest, *, store: Store, ars: ArsClient, wake: Wake_ | None, now: float
-) -> RetryResult:
+async def _retry_one(guid: str, request: RetryRequest, *, store: Store, ars: ArsClient, now: float) -> RetryResult:
     record = await store.assets.get(guid)
     if record is None:
         return RetryResult(guid=guid, outcome="unknown", state="", message="no asset with this GUID is recorded")
@@ -133,11 +161,11 @@ async def _retry_one(
         target, uploaded, found = await _reconcile(record, ars, store)
     except DataError as exc:
         return RetryResult(guid=guid, outcome="refused", state=record.state.value, message=str(exc))
+    actor = f"operator:{request.by}"
     if target is not AssetState.INGESTED and record.has_intent(UPDATE_METADATA):
         await ars.update_asset(guid, await create_body(record, store))  # the corrected metadata replaces ARS's
-        await store.assets.settle_intent(guid, UPDATE_METADATA, "ARS metadata replaced", actor=f"operator:{request.by}")
+        await store.assets.settle_intent(guid, UPDATE_METADATA, "ARS metadata replaced", actor=actor)
         found += "; its metadata replaced by ours"
-    reason = f"{request.reason} — reconciled with ARS: {found}"
     wake_at = (
         None
         if target is AssetState.SYNCED
@@ -145,14 +173,16 @@ async def _retry_one(
             kind="sync_poll" if target is AssetState.SYNCING else "dispatch", due=now, reason=f"retry by {request.by}"
         )
     )
-    await store.assets.set_uploaded(guid, uploaded)
+    stale_files = target is AssetState.CREATED_IN_ARS
     try:
+        # One transaction: which files ARS holds, the move, and (with files not ours in ARS) the intent to
+        # reconcile them — a crash leaves either the old state or all of it.
         moved = await store.assets.transition(
             guid,
             RETRY_TARGETS[target],
             expected=record.state,
-            reason=reason,
-            actor=f"operator:{request.by}",
+            reason=f"{request.reason} — reconciled with ARS: {found}",
+            actor=actor,
             updates={
                 "attempts": 0,
                 "crc_mismatches": 0,
@@ -161,14 +191,12 @@ async def _retry_one(
                 "in_ars": target is not AssetState.INGESTED,
             },
             wake=wake_at,
-            settle=None if target is AssetState.CREATED_IN_ARS else (RECONCILE_FILES, "ARS holds only our files"),
+            settle=None if stale_files else (RECONCILE_FILES, "ARS holds only our files"),
+            uploaded=uploaded,
+            then_open=RECONCILE_FILES if stale_files else None,
         )
     except StateConflict as exc:
         return RetryResult(guid=guid, outcome="unchanged", state=exc.actual or "", message="it moved meanwhile")
-    if target is AssetState.CREATED_IN_ARS:
-        await store.assets.open_intent(guid, RECONCILE_FILES, expected=target, actor=f"operator:{request.by}")
-    if wake is not None and wake_at is not None and wake_at.kind == "dispatch":
-        await wake(guid, f"retry by {request.by}")
     log.info("asset_retried", to=moved.state.value, by=request.by)
     return RetryResult(guid=guid, outcome="moved", state=moved.state.value, message=found)
 
@@ -215,6 +243,7 @@ async def run_admin_requests(
     store: Store,
     ars: ArsClient,
     wake: Wake_,
+    wake_poller: Callable[[], None],
     heartbeats: Heartbeats,
     interval_s: float,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
@@ -224,16 +253,18 @@ async def run_admin_requests(
     while True:
         heartbeats.beat(ACTOR)
         for request in await store.requests.pending():
-            ok, result = await _answer(request, store=store, ars=ars, wake=wake)
+            ok, result = await _answer(request, store=store, ars=ars, wake=wake, wake_poller=wake_poller)
             await store.requests.finish(request.id, ok=ok, result=msgspec.json.encode(result).decode())
         await trio.sleep(interval_s)
 
 
-async def _answer(request: RequestRecord, *, store: Store, ars: ArsClient, wake: Wake_) -> tuple[bool, object]:
+async def _answer(
+    request: RequestRecord, *, store: Store, ars: ArsClient, wake: Wake_, wake_poller: Callable[[], None]
+) -> tuple[bool, object]:
     try:
         if request.kind == "retry":
             body = msgspec.json.decode(request.body, type=RetryRequest)
-            return True, await retry_assets(body, store=store, ars=ars, wake=wake)
+            return True, await retry_assets(body, store=store, ars=ars, wake=wake, wake_poller=wake_poller)
         if request.kind == "ack":
             return True, await acknowledge(msgspec.json.decode(request.body, type=AckRequest), store=store)
         return False, {"error": f"unknown request kind {request.kind!r}"}

@@ -29,6 +29,7 @@ from integration.errors import (
     ArsShareClosed,
     AssetWaits,
     DataError,
+    TransientError,
 )
 from integration.state_machines import AssetState, AssetTrigger
 from integration.store import AssetRecord, Store, StoredFile, Wake
@@ -93,7 +94,14 @@ async def _create(record: AssetRecord, deps: AssetDeps) -> AssetRecord:
             if await ars.get_status(guid) is not None and await find_ours(record, ars) is not None:
                 return await _created(record, deps, "ARS had it: our own create, still in progress")
             since = record.waiting_since if record.waiting_since is not None else deps.clock()
-            await store.assets.update(guid, expected=AssetState.INGESTED, waiting_since=since)
+            attempts = record.attempts + 1  # each refused POST counts: a create that fails on ARS's side forever
+            await store.assets.update(guid, expected=AssetState.INGESTED, waiting_since=since, attempts=attempts)
+            if attempts > deps.config.retry.attempts:
+                raise TransientError(
+                    f"ARS answered 'already being processed' to {attempts} creates: its create of this asset keeps "
+                    "failing on its side (ARS does not say why; check the metadata, e.g. asset_subject)",
+                    guid=guid,
+                ) from exc
             raise AssetWaits(
                 "ARS blocks the GUID for up to 300 s after a create that failed on its side; "
                 "checking its status until then, then creating again",
@@ -133,22 +141,24 @@ async def find_ours(record: AssetRecord, ars: ArsClient) -> ArsAsset | None:
     """What ARS holds under the asset's GUID if it is ours; None when ARS holds nothing.
 
     Raises :class:`DataError` (quarantine) when ARS holds a *different* asset under the GUID: another
-    institution, collection, workstation or pipeline, or created by another user.
+    institution, collection, workstation or pipeline, or created by another user. While a corrected delivery's
+    metadata is still to replace ARS's (an open ``update_metadata`` intent), those fields may differ on purpose:
+    then only the creating user decides.
     """
     held = await ars.get_asset(record.guid)
     if held is None:
         return None
     us = await ars.username()
-    differences = [
-        f"{name} is {theirs!r} in ARS, {ours!r} here"
-        for name, theirs, ours in (
+    compared = [("creating user", held.created_by, us)]
+    if not record.has_intent(UPDATE_METADATA):
+        compared += [
             ("institution", held.institution, record.institution),
             ("collection", held.collection, record.collection),
             ("workstation", held.workstation, record.workstation),
             ("pipeline", held.pipeline, record.pipeline),
-            ("creating user", held.created_by, us),
-        )
-        if theirs and theirs != ours
+        ]
+    differences = [
+        f"{name} is {theirs!r} in ARS, {ours!r} here" for name, theirs, ours in compared if theirs and theirs != ours
     ]
     if differences:
         raise DataError(
@@ -221,6 +231,8 @@ async def _open_share(record: AssetRecord, deps: AssetDeps) -> None:
     """
     status = await deps.ars.get_status(record.guid)
     if status is not None and status.share_allocation_mb is not None:
+        if status.status == "ASSET_RECEIVED":  # the share is closed for uploads while ERDA syncs it
+            raise AssetWaits("ARS is synchronising the asset; its share opens for uploads afterwards", guid=record.guid)
         return
     held_mb = sum(size_mb(f.size_bytes) for f in await deps.ars.list_files(record.guid))
     try:
@@ -282,7 +294,6 @@ async def _synchronize(record: AssetRecord, deps: AssetDeps) -> AssetRecord:
             if status is not None and status.status in _SYNC_ACCEPTED and not status.is_sync_failed:
                 log.info("synchronize_already_accepted", status=status.status, ars_said=str(exc))
             elif isinstance(exc, ArsShareClosed):
-                await store.assets.set_uploaded(guid, ())
                 return await store.assets.transition(
                     guid,
                     AssetTrigger.REUPLOAD,
@@ -290,6 +301,7 @@ async def _synchronize(record: AssetRecord, deps: AssetDeps) -> AssetRecord:
                     reason=f"ARS has no open share and has not synchronised the asset ({exc}): upload again",
                     actor=ACTOR,
                     settle=(SYNC, f"refused: {exc}"),
+                    uploaded=(),
                 )
             else:
                 raise

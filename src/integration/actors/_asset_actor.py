@@ -27,6 +27,8 @@ import structlog
 from integration.actors._ars_steps import ACTOR, step
 from integration.actors._deps import AssetDeps
 from integration.actors._lanes import Lane
+from integration.adapters.ars import file_format_names
+from integration.domain import FileKind
 from integration.errors import (
     ArsCrcMismatch,
     ArsRejected,
@@ -46,8 +48,13 @@ log = structlog.get_logger()
 
 #: States an asset actor moves assets out of (read from the table of drivers).
 DRIVABLE = states_driven_by(Driver.ASSET_ACTOR)
-#: The site lanes an asset actor needs.
-_LANES = ("ars", "storage")
+#: The site lanes each step needs: a create needs new share space, an upload may open its share again, a
+#: synchronize needs only ARS (and frees share space: it must go on while ``ars-space`` is paused).
+_LANES: dict[AssetState, tuple[str, ...]] = {
+    AssetState.INGESTED: ("ars", "ars-space", "storage"),
+    AssetState.CREATED_IN_ARS: ("ars", "storage"),
+    AssetState.UPLOADED: ("ars",),
+}
 
 
 async def drive_asset(guid: str, deps: AssetDeps) -> None:
@@ -55,7 +62,8 @@ async def drive_asset(guid: str, deps: AssetDeps) -> None:
     with structlog.contextvars.bound_contextvars(asset_guid=guid):
         record = await deps.store.assets.get(guid)
         while record is not None and record.state in DRIVABLE:
-            blocking = deps.lanes.blocking(guid, _LANES, await _hold_keys(record, deps))
+            lanes = _LANES.get(record.resume_state or record.state, ("ars", "ars-space", "storage"))
+            blocking = deps.lanes.blocking(guid, lanes, await _hold_keys(record, deps))
             if blocking is not None:
                 await _park(record, blocking, deps)
                 return
@@ -72,8 +80,7 @@ async def drive_asset(guid: str, deps: AssetDeps) -> None:
             except GroupHeld as exc:
                 await _group_held(guid, exc, deps)
                 return
-            except AssetWaits as exc:
-                await _probes_answered(guid, deps, f"it got another answer: {exc}")
+            except AssetWaits as exc:  # inconclusive for a probe: the asset waits on its own, the lane stays
                 await _wait(guid, deps, exc)
                 return
             except ArsCrcMismatch as exc:
@@ -102,8 +109,8 @@ async def _hold_keys(record: AssetRecord, deps: AssetDeps) -> list[str]:
         return []
     keys = [group_key(kind, record, None) for kind in ("workstation", "collection", "institution", "pipeline")]
     files = await deps.store.assets.files(record.guid)
-    keys += [f"hold:file_format:{name.rsplit('.', 1)[-1].upper()}" for name in (f.record.name for f in files)]
-    return keys
+    extensions = [f.record.name.rsplit(".", 1)[-1] for f in files if f.record.kind is not FileKind.METADATA]
+    return keys + [f"hold:file_format:{name}" for name in file_format_names(extensions)]
 
 
 def group_key(kind: str, record: AssetRecord, value: str | None) -> str:
@@ -127,14 +134,28 @@ async def _park(record: AssetRecord, lane: Lane, deps: AssetDeps) -> None:
         await deps.store.assets.transition(
             record.guid, AssetTrigger.PAUSE, expected=record.state, reason=reason, actor=ACTOR, wake=wake
         )
+        await _unless_reopened(record.guid, lane, deps)
         return
     await deps.store.assets.update(record.guid, expected=record.state, wake=wake)
     if lane.kind == "group":
         await deps.store.assets.note(record.guid, reason, actor=ACTOR, trigger="held")
+    await _unless_reopened(record.guid, lane, deps)
+
+
+async def _unless_reopened(guid: str, lane: Lane, deps: AssetDeps) -> None:
+    """A lane may reopen while an asset is being parked on it (after its release): wake the asset then."""
+    if not lane.paused or (lane.kind == "group" and deps.lanes.holds.get(lane.name) is not lane):
+        await deps.store.wakeups.wake_now(guid, reason=f"{lane.describe()} reopened while it was parked")
+        deps.wake_timer()
 
 
 async def _site_error(guid: str, exc: InfrastructureError, deps: AssetDeps) -> None:
     lane = deps.lanes.lane(exc.lane)
+    if exc.probe == "health" and lane.probe_guid != guid and not await lane.confirm_down(deps.health.get(exc.lane)):
+        # The resource answers its health probe: the failure concerns this asset (one unreadable file, one
+        # request that keeps failing), not everyone. Retry it with back-off; its budget ends in `failed`.
+        await _retry_later(guid, deps, f"{exc.reason} (yet {lane.describe()} answers: only this asset is affected)")
+        return
     for other in deps.lanes.probing(guid):
         if other is not lane:
             await deps.lanes.resume(other, "its probe got past it", actor=ACTOR)
@@ -179,6 +200,11 @@ async def _wait(guid: str, deps: AssetDeps, exc: AssetWaits) -> None:
         return
     now = deps.clock()
     since = record.waiting_since if record.waiting_since is not None else now
+    if now - since > deps.config.ars.max_wait_s:
+        await fail_asset(guid, deps, f"waited {now - since:.0f} s on its own and gave up: {exc}", actor=ACTOR)
+        return
+    if record.waiting_since is None:  # the start of a wait is an event: every wait can be explained
+        await deps.store.assets.note(guid, f"waits on its own: {exc}", actor=ACTOR, trigger="waits")
     retry = deps.config.retry
     delay = exc.retry_after_s or min(retry.max_s * 10, max(retry.initial_s, (now - since) / 2))
     log.info("asset_waits", reason=str(exc), retry_in_s=round(delay, 2))

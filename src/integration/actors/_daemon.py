@@ -37,7 +37,7 @@ from integration.actors._asset_actor import DRIVABLE, drive_asset
 from integration.actors._deps import AssetDeps
 from integration.actors._dispatcher import Dispatcher
 from integration.actors._heartbeats import Heartbeats, run_heartbeat_writer
-from integration.actors._lanes import Lanes, run_lane_prober
+from integration.actors._lanes import HealthProbe, Lanes, run_lane_prober
 from integration.actors._signal import Signal
 from integration.actors._supervisor import supervise
 from integration.actors._sync_poller import SyncPollerStatistics, run_sync_poller
@@ -46,9 +46,9 @@ from integration.actors._watcher import WatcherStatistics, ndrive_health_probe, 
 from integration.adapters.ars import ArsClient, open_ars_client
 from integration.adapters.files import check_writable
 from integration.config import Config
-from integration.errors import ArsUnavailable
+from integration.errors import ArsUnavailable, StorageUnavailable
 from integration.state_machines import Driver, states_driven_by
-from integration.store import Store, daemon_lock, open_store
+from integration.store import Store, StoreUnavailable, daemon_lock, open_store
 
 __all__ = ["Daemon", "StartupCheck", "run_daemon"]
 
@@ -120,6 +120,15 @@ async def _run(
     lanes = Lanes(store=store, config=config.lanes, clock=clock, release=release)
     await lanes.restore()
     await _check_ars(ars, lanes, startup_check)
+    # The N-Drive's blocking calls have threads of their own: calls abandoned on a hung mount keep theirs until
+    # they return, so a hung mount uses up only these (and the intake probe then fails: the lane pauses).
+    ndrive_limiter = trio.CapacityLimiter(config.concurrency.copies + 4)
+    storage_limiter = trio.CapacityLimiter(2)
+    health: dict[str, HealthProbe] = {
+        "ars": ars.check,
+        "intake": lambda: ndrive_health_probe(config, ndrive_limiter),
+        "storage": lambda: storage_health_probe(config, storage_limiter),
+    }
     deps = AssetDeps(
         store=store,
         ars=ars,
@@ -127,6 +136,7 @@ async def _run(
         config=config,
         wake_timer=timer_signal.set,
         wake_poller=poller_signal.set,
+        health=health,
         clock=clock,
     )
 
@@ -163,11 +173,6 @@ async def _run(
         poller=SyncPollerStatistics(),
         timer=WakeTimerStatistics(),
     )
-    health = {
-        "ars": ars.check,
-        "intake": lambda: ndrive_health_probe(config),
-        "storage": lambda: trio.to_thread.run_sync(check_writable, Path(config.storage.root), abandon_on_cancel=True),
-    }
     actors: dict[str, Callable[[], Awaitable[None]]] = {
         "dispatcher": dispatch,
         "wake-timer": lambda: run_wake_timer(
@@ -190,17 +195,25 @@ async def _run(
             dispatcher=dispatcher,
             lanes=lanes,
             copy_limiter=trio.CapacityLimiter(config.concurrency.copies),
+            ndrive_limiter=ndrive_limiter,
             heartbeats=heartbeats,
+            health=health,
             statistics=stats.watcher,
         ),
         "admin-requests": lambda: run_admin_requests(
-            store=store, ars=ars, wake=dispatcher.wake, heartbeats=heartbeats, interval_s=config.daemon.admin_poll_s
+            store=store,
+            ars=ars,
+            wake=dispatcher.wake,
+            wake_poller=poller_signal.set,
+            heartbeats=heartbeats,
+            interval_s=config.daemon.admin_poll_s,
         ),
         "heartbeat-writer": lambda: run_heartbeat_writer(
             store=store, heartbeats=heartbeats, interval_s=config.daemon.heartbeat_s
         ),
     }
     async with trio.open_nursery() as nursery:
+        nursery.start_soon(_stop_when_the_store_ends, store)
         for name, actor in actors.items():
             nursery.start_soon(
                 partial(supervise, heartbeats=heartbeats, healthy_after_s=config.daemon.restart_healthy_after_s),
@@ -209,6 +222,35 @@ async def _run(
             )
         log.info("daemon_started", ndrive=config.ndrive.root, workstations=config.ndrive.workstations)
         task_status.started(stats)
+
+
+#: How often the daemon checks that its store still works.
+STORE_CHECK_S = 1.0
+
+
+async def _stop_when_the_store_ends(store: Store) -> None:
+    """Stop the daemon when the store's database thread has ended (a failing disk, a damaged file).
+
+    No actor can do anything without the store; restarting them would only crash-loop. The daemon stops with
+    the cause, and the data manager starts it again once it is fixed (every side effect is intent-bracketed).
+    """
+    while (cause := store.ended) is None:  # noqa: ASYNC110 - the thread ends outside trio: looked at, not awaited
+        await trio.sleep(STORE_CHECK_S)
+    log.error("store_unavailable", cause=cause)
+    raise StoreUnavailable(cause)
+
+
+async def storage_health_probe(config: Config, limiter: trio.CapacityLimiter) -> None:
+    """The storage lane's probe: a file can be written (and removed) in the storage root, in time."""
+    root = Path(config.storage.root)
+    try:
+        with trio.fail_after(config.ndrive.io_timeout_s):
+            await trio.to_thread.run_sync(check_writable, root, abandon_on_cancel=True, limiter=limiter)
+    except trio.TooSlowError:
+        raise StorageUnavailable(
+            f"the local storage {root} did not answer within {config.ndrive.io_timeout_s:g} s: check the disk",
+            path=str(root),
+        ) from None
 
 
 async def _check_ars(ars: ArsClient, lanes: Lanes, startup_check: StartupCheck) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 import msgspec
 
@@ -24,4 +24,5 @@ class AssetDeps(msgspec.Struct, frozen=True, kw_only=True):
     config: Config
     wake_timer: Callable[[], None] = lambda: None  # a dispatch wake-up was stored: look at the wake-ups again
     wake_poller: Callable[[], None] = lambda: None  # a sync poll was stored: look at the polls again
+    health: Mapping[str, Callable[[], Awaitable[None]]] = {}  # lane name -> its health probe (confirms a pause)
     clock: Callable[[], float] = time.time

@@ -27,16 +27,35 @@ from integration.config import LanesConfig
 from integration.errors import InfrastructureError, IntegrationError
 from integration.store import LaneRecord, Store
 
-__all__ = ["Lane", "LaneStatistics", "Lanes", "run_lane_prober"]
+__all__ = ["SITE_LANES", "HealthProbe", "Lane", "LaneStatistics", "Lanes", "run_lane_prober"]
 
 log = structlog.get_logger()
 
 ProbeKind = Literal["health", "asset"]
 #: Called when a lane or hold reopens: wake everything that waits for ``name`` (returns how many).
 Release = Callable[[str, str], Awaitable[int]]
+#: A health probe: returns when the resource answers, raises InfrastructureError (with a reason) when not.
+HealthProbe = Callable[[], Awaitable[None]]
 
-SITE_LANES = ("ars", "intake", "storage")
+#: ``ars``: ARS, its file proxy and Keycloak; ``ars-space``: new share space (creates, shares opened again) —
+#: DISK_FULL pauses only this one, so uploads, synchronisation and polling go on and free space;
+#: ``intake``: the N-Drive mount; ``storage``: the local disk.
+SITE_LANES = ("ars", "ars-space", "intake", "storage")
+#: How long a health probe's answer is reused when many callers want to confirm the same failure at once.
+_CONFIRM_FRESH_S = 2.0
 ACTOR = "lane-prober"
+
+
+async def _answers(check: HealthProbe) -> bool:
+    """True when the health probe answers; any failure of it (even an unexpected one) is a "no"."""
+    try:
+        await check()
+    except InfrastructureError:
+        return False
+    except Exception:  # a probe must never take its caller down; a probe that breaks is a "no"
+        log.exception("health_probe_crashed")
+        return False
+    return True
 
 
 class LaneStatistics(msgspec.Struct, frozen=True, kw_only=True):
@@ -85,6 +104,8 @@ class Lane:
         self.probe_guid: str | None = None
         self.pauses = 0
         self._resumed_at = -math.inf
+        self._confirming = trio.Lock()
+        self._confirmed: tuple[float, bool] = (-math.inf, True)
 
     @property
     def paused(self) -> bool:
@@ -124,7 +145,9 @@ class Lane:
             await self._save("reason_changed", actor)
             return
         if now - self._resumed_at > self._config.probe_max_s:
-            self.cycles = 0  # a long healthy spell: start probing quickly again; else keep the grown interval
+            self.cycles = 0  # a long healthy spell: start probing quickly again
+        elif self._resumed_at > -math.inf:
+            self.cycles += 1  # it reopened too early: the probe that reopened it counts as a failed one
         self._open = trio.Event()
         self.reason, self.since, self.probe, self.probe_guid = reason, now, probe, probe_guid
         self.next_probe = now + self.interval(self.cycles)
@@ -157,6 +180,22 @@ class Lane:
     async def wait_open(self) -> None:
         """Return at once while open; otherwise wait until the lane reopens."""
         await self._open.wait()
+
+    async def confirm_down(self, check: HealthProbe | None) -> bool:
+        """Whether the resource is really down: ``check`` (its health probe) fails — or there is none.
+
+        One failing asset is not yet a failing site: an unreadable file, a refused collection, one asset's
+        request failing again and again while the resource itself answers, concern that asset only. Many
+        callers at once share one probe (answers are reused for a moment).
+        """
+        if check is None or self.paused:
+            return True
+        async with self._confirming:
+            at, down = self._confirmed
+            if self._clock() - at > _CONFIRM_FRESH_S:
+                down = not await _answers(check)
+                self._confirmed = (self._clock(), down)
+            return down
 
     def restore(self, record: LaneRecord) -> None:
         """Take over the state persisted by an earlier run (the probe is due at once after a restart)."""
@@ -287,10 +326,6 @@ class Lanes:
             release=self._release,
             changed=self.changed,
         )
-
-
-#: A health probe: returns when the resource answers, raises InfrastructureError (with a reason) when not.
-HealthProbe = Callable[[], Awaitable[None]]
 
 
 async def run_lane_prober(

@@ -12,6 +12,7 @@ asset is settled in its own task that handles its own errors, so no exception gr
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import structlog
@@ -37,6 +38,7 @@ POLLER = "sync-poller"
 _SYNCHRONIZED = "SYNCHRONIZED"
 _BATCH_THRESHOLD = 4  # from this many due syncing assets on, one in-progress listing beats N status calls
 _BATCH = 500
+_CRASHES_TO_FAIL = 3  # unexpected errors checking one asset before it is failed (a human must look)
 
 
 class SyncPollerStatistics(msgspec.Struct, kw_only=True):
@@ -45,6 +47,7 @@ class SyncPollerStatistics(msgspec.Struct, kw_only=True):
     rounds: int = 0
     polls: int = 0
     site_errors: int = 0
+    crashes: dict[str, int] = msgspec.field(default_factory=dict)  # GUID -> unexpected errors checking it
 
 
 async def run_sync_poller(
@@ -76,13 +79,21 @@ async def run_sync_poller(
             await _poll(syncing, deps, dispatcher, stats)
             stats.polls += 1
         except InfrastructureError as exc:
-            await _pause_lane(exc, deps, stats)
+            if not await _pause_lane(exc, deps, stats):
+                for record in syncing:  # ARS answers, only the batch listing failed: look again later
+                    with contextlib.suppress(StateConflict):
+                        await _reschedule(record, deps)
 
 
-async def _pause_lane(exc: InfrastructureError, deps: AssetDeps, stats: SyncPollerStatistics) -> None:
+async def _pause_lane(exc: InfrastructureError, deps: AssetDeps, stats: SyncPollerStatistics) -> bool:
+    """Pause the lane if its health probe confirms it is down; False when it answers (the polls are retried)."""
     stats.site_errors += 1
     lane = deps.lanes.lane(exc.lane)
+    if not await lane.confirm_down(deps.health.get(exc.lane)):
+        log.warning("sync_poll_failed_but_ars_answers", error=exc.reason)
+        return False
     await lane.pause(exc.reason, probe="health", actor=POLLER)
+    return True
 
 
 async def _poll(
@@ -107,13 +118,19 @@ async def _poll(
             except StateConflict:
                 pass
             except InfrastructureError as exc:  # the poll stays due; it runs again once the lane reopens
-                await _pause_lane(exc, deps, stats)
+                if not await _pause_lane(exc, deps, stats):
+                    await _reschedule(record, deps)
             except IntegrationError as exc:
                 log.warning("sync_status_check_failed", error=str(exc))
                 await _reschedule(record, deps)
-            except Exception:  # never let one asset's check take the poller down
+            except Exception as exc:  # never let one asset's check take the poller down, nor hide it forever
                 log.exception("sync_status_check_crashed")
-                await _reschedule(record, deps)
+                stats.crashes[record.guid] = crashes = stats.crashes.get(record.guid, 0) + 1
+                if crashes >= _CRASHES_TO_FAIL:
+                    reason = f"checking its ERDA sync failed unexpectedly {crashes} times: {type(exc).__name__}: {exc}"
+                    await fail_asset(record.guid, deps, reason, actor=POLLER)
+                else:
+                    await _reschedule(record, deps)
 
     async with trio.open_nursery() as nursery:
         for record in records:

@@ -5,18 +5,28 @@ A session folder is imported only after its contents (names, sizes, mtimes) stay
 
 - the N-Drive mount fails or hangs (every call has the ``ndrive.io_timeout_s`` / ``copy_timeout_s``
   timeout): the *intake* lane pauses and is probed; the local disk is full or failing: the *storage* lane;
-- one session folder cannot be read: that folder waits, the others go on;
+- one session folder cannot be read: that folder waits, the others go on. A lane-wide error raised for one
+  folder pauses the lane only when the lane's health probe fails too (the mount or disk really is down);
+  while the probe answers, it is that folder's problem: it is looked at again after a growing rest (a hung
+  folder must not use up the N-Drive's threads), and after a few failed rounds in a row a rejection tells
+  the data manager (``integration status``), resolved once the folder is imported;
 - one asset is bad: that asset is rejected with a note, its neighbours go on;
 - a folder rejected as a whole is not looked at again until it changes (the digitiser fixed it);
-- anything unexpected in one folder is logged and that folder waits; the watcher itself never crash-loops.
+- anything unexpected in one folder is logged and that folder waits; a folder that crashes the import a few
+  rounds in a row is rejected as a whole (looked at again once it changes or the daemon restarts); the
+  watcher itself never crash-loops.
 
 At every start (and whenever a rename may have been interrupted) it settles unfinished renames first, so
-the store always knows where each session's files are on the N-Drive.
+the store always knows where each session's files are on the N-Drive, and finishes the look at renamed
+folders for files that slipped in during the rename (each guarded: one unreadable folder never stops the
+others).
 """
 
 from __future__ import annotations
 
+import math
 import time
+from collections.abc import Awaitable, Mapping
 from pathlib import Path
 
 import msgspec
@@ -25,10 +35,12 @@ import trio
 
 from integration.actors._dispatcher import Dispatcher
 from integration.actors._heartbeats import Heartbeats
-from integration.actors._lanes import Lanes
-from integration.actors._session_import import ACTOR, SessionImporter, WatcherStatistics, relevant, run_blocking
+from integration.actors._intake_support import ACTOR, WatcherStatistics, relevant, run_blocking
+from integration.actors._lanes import HealthProbe, Lanes
+from integration.actors._session_import import SessionImporter
 from integration.adapters.ndrive import (
     SessionSnapshot,
+    find_imported_folder,
     list_session_folders,
     missing_workstations,
     rename_outcome,
@@ -41,6 +53,17 @@ from integration.store import Rejection, Store
 __all__ = ["WatcherStatistics", "ndrive_health_probe", "run_ndrive_watcher"]
 
 log = structlog.get_logger()
+
+#: Failed rounds in a row after which a folder's problem is reported (and a crashing folder rejected).
+FAILED_ROUNDS = 3
+#: The longest rest of a folder that keeps failing between two looks at it.
+REST_MAX_S = 600.0
+
+
+class _Failure(msgspec.Struct, frozen=True):
+    problem: str
+    rounds: int
+    crashed: bool
 
 
 class _Pending(msgspec.Struct):
@@ -55,28 +78,36 @@ async def run_ndrive_watcher(
     dispatcher: Dispatcher,
     lanes: Lanes,
     copy_limiter: trio.CapacityLimiter,
+    ndrive_limiter: trio.CapacityLimiter,
     heartbeats: Heartbeats,
+    health: Mapping[str, HealthProbe] | None = None,
     statistics: WatcherStatistics | None = None,
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run forever: every ``ndrive.scan_interval_s``, look at every workstation folder and import what settled.
 
-    While the intake or storage lane is paused it waits for it (the lane prober probes it).
+    While the intake or storage lane is paused it waits for it (the lane prober probes it). ``health`` holds
+    the lanes' health probes (by lane name), which tell a site problem from one folder's.
     """
     importer = SessionImporter(
         store=store,
         config=config,
         dispatcher=dispatcher,
         copy_limiter=copy_limiter,
+        ndrive_limiter=ndrive_limiter,
         stats=statistics or WatcherStatistics(),
     )
-    watcher = _Watcher(importer, lanes)
+    watcher = _Watcher(importer, lanes, health or {})
     task_status.started()
+    located = False
     while True:
         heartbeats.beat(ACTOR)
         await lanes.intake.wait_open()
         await lanes.storage.wait_open()
         try:
+            if not located:
+                await watcher.locate_earlier_renames()
+                located = True
             await watcher.settle_renames()
             await watcher.scan()
         except InfrastructureError as exc:
@@ -88,48 +119,84 @@ async def run_ndrive_watcher(
 class _Watcher:
     """The watcher's state between scans: which folders were seen with which snapshot since when."""
 
-    def __init__(self, importer: SessionImporter, lanes: Lanes) -> None:
+    def __init__(self, importer: SessionImporter, lanes: Lanes, health: Mapping[str, HealthProbe]) -> None:
         self.importer = importer
         self.lanes = lanes
+        self.health = health
         self.config = importer.config
         self.store = importer.store
         self.stats = importer.stats
         self.pending: dict[Path, _Pending] = {}
         self.rejected: dict[Path, SessionSnapshot] = {}  # folders rejected as a whole, as they were then
+        self.failures: dict[Path, int] = {}  # failed rounds in a row, per folder
+        self.resting: dict[Path, float] = {}  # folders that failed: not looked at before this (trio) time
 
     async def settle_renames(self) -> None:
-        """Finish or forget renames that a crash (or a failing mount) interrupted between intent and record."""
+        """Finish or forget renames that a crash (or a failing mount) interrupted between intent and record,
+        then finish the look at renamed folders that a crash interrupted."""
         for session, target in (await self.store.intake.pending_renames()).items():
-            outcome = await self.importer.blocking(
-                rename_outcome, Path(session), Path(target), what="looking for", path=Path(session)
-            )
-            if outcome == "renamed":
-                record = await self.store.intake.session(session)
-                await self.store.intake.finish_rename(
-                    session,
-                    target,
-                    workstation=Path(session).parent.name,
-                    assets=record.assets if record else 0,
-                    rejected=record.rejected if record else 0,
-                    actor=ACTOR,
-                )
-                log.info("interrupted_rename_recorded", session=session, target=target)
-            elif outcome == "not_renamed":
-                await self.store.intake.abandon_rename(session, outcome="the rename did not happen", actor=ACTOR)
-            else:
-                await self.store.intake.abandon_rename(
-                    session, outcome=f"unclear: both or neither of {session} and {target} exist", actor=ACTOR
-                )
-                await self.store.intake.record_rejection(
-                    Rejection(
-                        session=session,
-                        name="(session folder)",
-                        guid=None,
-                        reason=f"an interrupted rename left both or neither of {session} and {target}: look at them",
-                        at=time.time(),
-                        kind="session",
+            with structlog.contextvars.bound_contextvars(session=session):
+                await self._guarded(Path(session), self._settle_rename(session, target))
+        for session, target in (await self.store.intake.pending_relists()).items():
+            with structlog.contextvars.bound_contextvars(session=session):
+                failure = await self._guarded(Path(target), self._relist(session, target))
+                if failure is not None and failure.rounds >= FAILED_ROUNDS:
+                    await self._give_up_relist(session, target, failure.problem)
+
+    async def locate_earlier_renames(self) -> None:
+        """Find where the first release renamed its sessions (it did not record it), so every file's N-Drive
+        path is right again; a session whose folder cannot be found keeps its old paths (and is logged)."""
+        for session, names in (await self.store.intake.unlocated_sessions()).items():
+            with structlog.contextvars.bound_contextvars(session=session):
+                try:
+                    target = await self.importer.blocking(
+                        find_imported_folder, Path(session), names, what="looking for", path=Path(session)
                     )
+                except TransientError as exc:
+                    log.warning("earlier_rename_not_found", error=str(exc))
+                    continue
+                if target is None:
+                    log.warning("earlier_rename_not_found", error="no single imported_ folder holds its files")
+                    continue
+                await self.store.intake.relocate(session, str(target), actor=ACTOR)
+                log.info("earlier_rename_located", target=str(target))
+
+    async def _settle_rename(self, session: str, target: str) -> None:
+        outcome = await self.importer.blocking(
+            rename_outcome, Path(session), Path(target), what="looking for", path=Path(session)
+        )
+        if outcome == "renamed":
+            record = await self.store.intake.session(session)
+            await self.store.intake.finish_rename(
+                session,
+                target,
+                workstation=Path(session).parent.name,
+                assets=record.assets if record else 0,
+                rejected=record.rejected if record else 0,
+                actor=ACTOR,
+            )
+            log.info("interrupted_rename_recorded", target=target)
+        elif outcome == "not_renamed":
+            await self.store.intake.abandon_rename(session, outcome="the rename did not happen", actor=ACTOR)
+        else:
+            await self.store.intake.abandon_rename(
+                session, outcome=f"unclear: both or neither of {session} and {target} exist", actor=ACTOR
+            )
+            await self.store.intake.record_rejection(
+                Rejection(
+                    session=session,
+                    name="(session folder)",
+                    guid=None,
+                    reason=f"an interrupted rename left both or neither of {session} and {target}: look at them",
+                    at=time.time(),
+                    kind="session",
                 )
+            )
+
+    async def _relist(self, session: str, target: str) -> None:
+        # What the folder held when it was planned is gone with the crash: every file is compared with the records.
+        await self.importer.relist(Path(session), Path(target), SessionSnapshot(entries=()))
+        log.info("interrupted_relist_finished", target=target)
 
     async def scan(self) -> None:
         """One pass over every workstation folder; a failure in one folder never stops the others."""
@@ -147,16 +214,85 @@ class _Watcher:
                 with structlog.contextvars.bound_contextvars(session=str(session)):
                     await self._consider_guarded(session, workstation)
 
-    async def _consider_guarded(self, session: Path, workstation: str) -> None:
+    async def _guarded(self, folder: Path, work: Awaitable[None]) -> _Failure | None:
+        """Run one folder's work; its failures stay its own unless the lane's health probe fails too.
+
+        Returns None when the work succeeded, else what failed and how many rounds in a row it did.
+        """
         try:
-            await self._consider(session, workstation)
-        except InfrastructureError:
-            raise  # the lane pauses (in run_ndrive_watcher)
+            await work
+        except InfrastructureError as exc:
+            if await self.lanes.lane(exc.lane).confirm_down(self.health.get(exc.lane)):
+                raise  # the lane pauses (in run_ndrive_watcher)
+            return self._failed(folder, f"{exc.reason} (the {exc.lane} itself answers)", crashed=False)
         except TransientError as exc:
-            log.warning("session_scan_failed", error=str(exc))
-        except Exception:  # a bug must cost one folder one round, never the whole intake
+            return self._failed(folder, str(exc), crashed=False)
+        except Exception as exc:  # a bug must cost one folder one round, never the whole intake
             log.exception("session_import_crashed")
-            self.pending.pop(session, None)
+            self.stats.crashes += 1
+            return self._failed(folder, f"{type(exc).__name__}: {exc}", crashed=True)
+        self.failures.pop(folder, None)
+        return None
+
+    def _failed(self, folder: Path, problem: str, *, crashed: bool) -> _Failure:
+        rounds = self.failures[folder] = self.failures.get(folder, 0) + 1
+        log.warning("session_round_failed", error=problem, rounds=rounds)
+        return _Failure(problem=problem, rounds=rounds, crashed=crashed)
+
+    async def _consider_guarded(self, session: Path, workstation: str) -> None:
+        if trio.current_time() < self.resting.get(session, -math.inf):
+            return  # it failed lately: looked at again after a growing rest (a hung folder must not eat threads)
+        failure = await self._guarded(session, self._consider(session, workstation))
+        if failure is None:
+            self.resting.pop(session, None)
+            return
+        rest = min(self.config.ndrive.scan_interval_s * 2**failure.rounds, REST_MAX_S)
+        self.resting[session] = trio.current_time() + rest
+        if failure.rounds != FAILED_ROUNDS:
+            return
+        if failure.crashed:
+            self.failures.pop(session, None)
+            self.resting.pop(session, None)
+            # Looked at again once it changes (or the daemon restarts after a fix), not every few seconds.
+            seen = self.pending.pop(session, None)
+            await self.importer.reject_folder(
+                session,
+                workstation,
+                f"this folder could not be imported because of an unexpected problem ({failure.problem}). "
+                "Nothing was lost and the files were left as they are; tell the data manager.",
+            )
+            if seen is not None:
+                self.rejected[session] = seen.snapshot
+            return
+        # Not the digitiser's doing (a file the mount cannot read, a disk that refuses one copy): the folder is
+        # tried again after a growing rest; the rejection is resolved once it is imported.
+        await self.store.intake.record_rejection(
+            Rejection(
+                session=str(session),
+                name="(session folder)",
+                guid=None,
+                reason=f"this folder failed {FAILED_ROUNDS} rounds in a row and is tried again now and then: "
+                f"{failure.problem}",
+                at=time.time(),
+                kind="session",
+            )
+        )
+
+    async def _give_up_relist(self, session: str, target: str, problem: str) -> None:
+        """The renamed folder cannot be looked at again: the data manager is told; files in it wait there."""
+        self.failures.pop(Path(target), None)
+        await self.store.intake.finish_relist(session, actor=ACTOR, outcome=f"given up: {problem}")
+        await self.store.intake.record_rejection(
+            Rejection(
+                session=session,
+                name="(renamed folder)",
+                guid=None,
+                reason=f"{target} could not be looked at again for files that arrived during its rename "
+                f"({problem}): look there for files without a note and upload them again in a new session folder",
+                at=time.time(),
+                kind="session",
+            )
+        )
 
     async def _consider(self, session: Path, workstation: str) -> None:
         snapshot = relevant(await self.importer.blocking(snapshot_session, session, what="listing", path=session))
@@ -181,7 +317,7 @@ class _Watcher:
             self.pending[session] = _Pending(latest, now)
 
 
-async def ndrive_health_probe(config: Config) -> None:
+async def ndrive_health_probe(config: Config, limiter: trio.CapacityLimiter) -> None:
     """The intake lane's probe: the N-Drive root and workstation folders answer (within the I/O timeout)."""
     root = Path(config.ndrive.root)
     await run_blocking(
@@ -191,4 +327,5 @@ async def ndrive_health_probe(config: Config) -> None:
         timeout_s=config.ndrive.io_timeout_s,
         what="listing",
         path=root,
+        limiter=limiter,
     )

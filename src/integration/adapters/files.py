@@ -111,14 +111,23 @@ def crc32_of(path: Path, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> CopyResult:
 
 
 def local_size(path: Path) -> int:
-    """The size of a local copy; raises :class:`DataError` when it is gone (someone removed our copy).
+    """The size of a local copy.
 
-    Other failures raise as :func:`crc32_of` does.
+    Raises :class:`DataError` when the file is gone from its folder (someone removed our copy), and
+    :class:`~integration.errors.StorageUnavailable` when its whole folder is gone — local storage unmounted or
+    replaced, which every asset would meet; the caller confirms that with the storage lane's health probe
+    (when the storage answers, only this asset's folder is gone). Other failures raise as :func:`crc32_of` does.
     """
     with _local_errors(path):
         try:
             return path.stat().st_size
         except FileNotFoundError as exc:
+            if not path.parent.is_dir():
+                raise StorageUnavailable(
+                    f"the local copy's folder {path.parent} is gone: is local storage mounted? Assets wait; "
+                    "nothing is lost (the originals are on the N-Drive)",
+                    path=str(path.parent),
+                ) from exc
             raise DataError(f"the local copy {path} is gone; it must be copied from the N-Drive again") from exc
 
 

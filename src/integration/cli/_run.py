@@ -18,6 +18,7 @@ from integration.cli._common import ConfigOption, fail, load_or_exit
 from integration.config import Config
 from integration.errors import ArsUnavailable, ConfigError, DaemonRunning, InfrastructureError
 from integration.log_setup import configure_logging
+from integration.store import StoreUnavailable
 
 __all__ = ["run"]
 
@@ -40,6 +41,8 @@ def run(
         trio.run(_run_until_signal, config, offline_ok)
     except* DaemonRunning as group:
         raise fail(str(group.exceptions[0])) from None
+    except* StoreUnavailable as group:
+        raise fail(f"stopped: {group.exceptions[0]}; fix it and start the daemon again") from None
     except* ArsUnavailable as group:
         raise fail(f"{group.exceptions[0]}; start with --offline-ok to run anyway") from None
     except* InfrastructureError as group:

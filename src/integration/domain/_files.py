@@ -20,13 +20,17 @@ class FileKind(enum.StrEnum):
 
 
 class FileRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """A file of an asset: its name, size in bytes, unsigned CRC-32 and where the local copy lives."""
+    """A file of an asset: its name, size in bytes, unsigned CRC-32 and where the local copy lives.
+
+    ``mtime_ns`` is the N-Drive file's modification time when it was copied (None when not known).
+    """
 
     name: str
     kind: FileKind
     size: int
     crc32: int
     local_path: str
+    mtime_ns: int | None = None
 
     @property
     def size_mb(self) -> int:

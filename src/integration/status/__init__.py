@@ -11,6 +11,7 @@ from integration.status._report import (
     DaemonReport,
     LaneReport,
     StatusReport,
+    WaitsReport,
     collect_status,
 )
 
@@ -21,6 +22,7 @@ __all__ = [
     "DaemonReport",
     "LaneReport",
     "StatusReport",
+    "WaitsReport",
     "collect_asset",
     "collect_status",
     "render_asset",

@@ -50,14 +50,23 @@ def render_status(report: StatusReport) -> str:
     lanes = [lane for lane in report.lanes if lane.kind == "lane"]
     for lane in lanes:
         if not lane.paused:
-            lines.append(f"  {lane.name:<8} open")
+            lines.append(f"  {lane.name:<10} open")
             continue
-        lines.append(f"  {lane.name:<8} PAUSED since {stamp(lane.since)}")
+        lines.append(f"  {lane.name:<10} PAUSED since {stamp(lane.since)}")
         probe = _next_probe(lane.next_probe, report)
-        lines += wrap(f"{lane.cycles} failed probe(s), {probe}; {lane.waiting} asset(s) wait.", " " * 11)
-        lines += wrap(lane.reason, " " * 11)
+        lines += wrap(f"{lane.cycles} failed probe(s), {probe}; {lane.waiting} asset(s) wait.", " " * 13)
+        lines += wrap(lane.reason, " " * 13)
     if not lanes:
         lines.append("  all open (none has ever paused)")
+    waits = report.waits
+    if waits.count:
+        lines += ["", f"Waiting on their own ({waits.count}; they go on by themselves)"]
+        if waits.longest_guid is not None and waits.longest_since is not None:
+            lines += wrap(
+                f"longest: {waits.longest_guid}, for {ago(report.at - waits.longest_since)}: {waits.longest_reason}",
+                "    ",
+                first="  ",
+            )
     lines.append("")
     if not report.attention:
         lines.append("Nothing needs a human.")
@@ -91,6 +100,8 @@ def _daemon(report: StatusReport) -> list[str]:
     beat = "" if daemon.last_heartbeat is None else f", last heartbeat {ago(report.at - daemon.last_heartbeat)} ago"
     if daemon.running:
         return [f"Daemon: running (PID {daemon.pid or 'unknown'}){beat}"]
+    if daemon.command_pid is not None:
+        return [f"Daemon: not running{beat}", f"  an `integration` command (PID {daemon.command_pid}) is working on it"]
     return [f"Daemon: not running{beat}"]
 
 

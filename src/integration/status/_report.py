@@ -20,7 +20,7 @@ from integration.adapters.ndrive import missing_workstations
 from integration.config import Config
 from integration.errors import IntegrationError
 from integration.state_machines import DRIVERS, AssetState, Driver
-from integration.store import Reader, holder_of, open_reader
+from integration.store import Reader, lock_holder, open_reader
 
 __all__ = [
     "ActorReport",
@@ -28,6 +28,7 @@ __all__ = [
     "DaemonReport",
     "LaneReport",
     "StatusReport",
+    "WaitsReport",
     "collect_status",
 ]
 
@@ -80,6 +81,19 @@ class DaemonReport(msgspec.Struct, frozen=True, kw_only=True):
     running: bool
     pid: int | None
     last_heartbeat: float | None
+    command_pid: int | None = None  # an ``integration`` command (retry, ack) holds the database meanwhile
+
+
+class WaitsReport(msgspec.Struct, frozen=True, kw_only=True):
+    """Assets that wait on their own (ARS asked them to: a de-dup window, too big for the free space, ...).
+
+    They go on by themselves, or fail after ``ars.max_wait_s`` (then they need a human).
+    """
+
+    count: int
+    longest_guid: str | None = None
+    longest_since: float | None = None
+    longest_reason: str = ""
 
 
 class StatusReport(msgspec.Struct, frozen=True, kw_only=True):
@@ -91,6 +105,7 @@ class StatusReport(msgspec.Struct, frozen=True, kw_only=True):
     counts: dict[str, int]
     daemon: DaemonReport
     lanes: list[LaneReport]
+    waits: WaitsReport
     actors: list[ActorReport]
     attention: list[AttentionItem]
     attention_total: int
@@ -100,10 +115,18 @@ def collect_status(config: Config, *, now: float | None = None) -> StatusReport:
     """Read everything ``status`` shows from the store of ``config`` (read-only) and the N-Drive folders."""
     database = Path(config.storage.database)
     now = time.time() if now is None else now
-    pid = holder_of(database)
+    holder = lock_holder(database)
+    pid = None if holder is None or holder.role == "command" else holder.pid or 0
+    command_pid = holder.pid if holder is not None and holder.role == "command" else None
     with open_reader(database) as reader:
         counts = reader.counts_by_state()
         waiting = reader.waiting()
+        alone, longest = reader.waiting_alone()
+        waits = WaitsReport(count=alone)
+        if longest is not None:
+            waits = WaitsReport(
+                count=alone, longest_guid=longest[0], longest_since=longest[1], longest_reason=longest[2]
+            )
         lanes = [
             LaneReport(
                 name=lane.name,
@@ -123,7 +146,12 @@ def collect_status(config: Config, *, now: float | None = None) -> StatusReport:
         ]
         attention, total = _attention(reader, config, lanes, actors)
     beats = [a.beat_at for a in actors]
-    daemon = DaemonReport(running=pid is not None, pid=pid or None, last_heartbeat=max(beats) if beats else None)
+    daemon = DaemonReport(
+        running=pid is not None,
+        pid=pid or None,
+        last_heartbeat=max(beats) if beats else None,
+        command_pid=command_pid,
+    )
     unfinished = sum(n for state, n in counts.items() if DRIVERS[AssetState(state)] in _DAEMON_DRIVEN)
     silent = _daemon_attention(daemon, config, now, unfinished=unfinished)
     ordered = {state.value: counts[state.value] for state in AssetState if counts.get(state.value)}
@@ -134,6 +162,7 @@ def collect_status(config: Config, *, now: float | None = None) -> StatusReport:
         counts=ordered,
         daemon=daemon,
         lanes=lanes,
+        waits=waits,
         actors=actors,
         attention=silent + attention,
         attention_total=len(silent) + total,
@@ -197,7 +226,7 @@ def _attention(
             name=r.name,
             state=f"rejected ({r.kind})",
             reason=r.reason,
-            where=r.session,
+            where=reader.imported_path(r.session) or r.session,  # where the note is now
             since=r.at,
             id=r.id,
         )

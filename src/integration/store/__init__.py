@@ -10,7 +10,7 @@ from integration.store._actors import ActorRepository
 from integration.store._assets import KEEP, AssetRepository, Keep
 from integration.store._intake import IntakeRepository
 from integration.store._lanes import LaneRepository
-from integration.store._lock import daemon_lock, holder_of, lock_path
+from integration.store._lock import CommandRunning, LockHolder, LockRole, daemon_lock, holder_of, lock_holder, lock_path
 from integration.store._reader import Reader, open_reader
 from integration.store._records import (
     ActorRecord,
@@ -27,10 +27,10 @@ from integration.store._records import (
     Wake,
     WakeKind,
 )
-from integration.store._requests import RequestRepository, read_request, submit_request
+from integration.store._requests import RequestRepository, read_request, submit_request, withdraw_request
 from integration.store._schema import MIGRATIONS, migrate, schema_version
 from integration.store._store import Store, StoreStatistics, open_store
-from integration.store._thread import DatabaseThread
+from integration.store._thread import DatabaseThread, StoreUnavailable
 from integration.store._wakeups import DueWake, WakeupRepository
 
 __all__ = [
@@ -40,6 +40,7 @@ __all__ = [
     "ActorRepository",
     "AssetRecord",
     "AssetRepository",
+    "CommandRunning",
     "DatabaseThread",
     "DueWake",
     "EventKind",
@@ -48,6 +49,8 @@ __all__ = [
     "Keep",
     "LaneRecord",
     "LaneRepository",
+    "LockHolder",
+    "LockRole",
     "NewAsset",
     "Reader",
     "Rejection",
@@ -57,12 +60,14 @@ __all__ = [
     "SessionRecord",
     "Store",
     "StoreStatistics",
+    "StoreUnavailable",
     "StoredFile",
     "Wake",
     "WakeKind",
     "WakeupRepository",
     "daemon_lock",
     "holder_of",
+    "lock_holder",
     "lock_path",
     "migrate",
     "open_reader",
@@ -70,4 +75,5 @@ __all__ = [
     "read_request",
     "schema_version",
     "submit_request",
+    "withdraw_request",
 ]

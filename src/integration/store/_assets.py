@@ -105,11 +105,17 @@ def _set_columns(connection: sqlite3.Connection, guid: str, columns: dict[str, A
 
 def _insert_files(connection: sqlite3.Connection, guid: str, files: Iterable[tuple[FileRecord, str]]) -> None:
     connection.executemany(
-        "INSERT INTO files (guid, name, kind, size, crc32, local_path, ndrive_path) VALUES (?,?,?,?,?,?,?) "
+        "INSERT INTO files (guid, name, kind, size, crc32, local_path, ndrive_path, mtime_ns) VALUES (?,?,?,?,?,?,?,?) "
         "ON CONFLICT(guid, name) DO UPDATE SET kind = excluded.kind, size = excluded.size, crc32 = excluded.crc32, "
-        "local_path = excluded.local_path, ndrive_path = excluded.ndrive_path, uploaded = 0",
-        [(guid, f.name, f.kind.value, f.size, f.crc32, f.local_path, ndrive) for f, ndrive in files],
+        "local_path = excluded.local_path, ndrive_path = excluded.ndrive_path, mtime_ns = excluded.mtime_ns, "
+        "uploaded = 0",
+        [(guid, f.name, f.kind.value, f.size, f.crc32, f.local_path, ndrive, f.mtime_ns) for f, ndrive in files],
     )
+
+
+def _set_uploaded(connection: sqlite3.Connection, guid: str, names: list[str]) -> None:
+    connection.execute("UPDATE files SET uploaded = 0 WHERE guid = ?", (guid,))
+    connection.executemany("UPDATE files SET uploaded = 1 WHERE guid = ? AND name = ?", [(guid, n) for n in names])
 
 
 def _resolve_rejections(connection: sqlite3.Connection, guid: str, session: str, at: float) -> None:
@@ -255,19 +261,25 @@ class AssetRepository:
         updates: dict[str, Any] | None = None,
         wake: Wake | None = None,
         settle: tuple[str, str] | None = None,
+        uploaded: Iterable[str] | None = None,
+        then_open: str | None = None,
     ) -> AssetRecord:
         """Move ``guid`` by ``trigger`` and append its event, atomically; returns the row as written.
 
         ``expected`` is the state the caller decided from; if the stored one differs, nothing is written and
         :class:`StateConflict` is raised. ``updates`` sets bookkeeping columns in the same transaction; the
         asset's wake-up becomes ``wake`` (a new state ends the old wait); ``settle`` = (operation, outcome)
-        closes that intent with its outcome event. Raises :class:`~integration.errors.IllegalTransition` for
-        a move the table forbids.
+        closes that intent with its outcome event; ``uploaded`` makes those names exactly the files recorded
+        as in ARS (see :meth:`set_uploaded`); ``then_open`` opens that intent in the new state. Raises
+        :class:`~integration.errors.IllegalTransition` for a move the table forbids.
         """
         now = self._clock()
+        held = None if uploaded is None else sorted(set(uploaded))
 
         def move(connection: sqlite3.Connection) -> AssetRecord:
             current = _current(connection, guid, expected)
+            if held is not None:
+                _set_uploaded(connection, guid, held)
             if settle is not None:
                 operation, outcome = settle
                 settle_intent(
@@ -280,9 +292,21 @@ class AssetRepository:
                     actor=actor,
                     at=now,
                 )
-            return _transition(
+            moved = _transition(
                 connection, current, trigger, reason=reason, actor=actor, now=now, columns=updates or {}, wake=wake
             )
+            if then_open is None:
+                return moved
+            open_intent(
+                connection,
+                entity_kind=_KIND,
+                entity_id=guid,
+                state=moved.state.value,
+                operation=then_open,
+                actor=actor,
+                at=now,
+            )
+            return _current(connection, guid, None)
 
         return await self._db.call(move)
 
@@ -381,22 +405,24 @@ class AssetRepository:
     async def set_uploaded(self, guid: str, names: Iterable[str]) -> None:
         """Make ``names`` exactly the files of ``guid`` recorded as being in ARS with our CRC-32."""
         held = sorted(set(names))
-
-        def write(connection: sqlite3.Connection) -> None:
-            connection.execute("UPDATE files SET uploaded = 0 WHERE guid = ?", (guid,))
-            connection.executemany(
-                "UPDATE files SET uploaded = 1 WHERE guid = ? AND name = ?", [(guid, n) for n in held]
-            )
-
-        await self._db.call(write)
+        await self._db.call(lambda c: _set_uploaded(c, guid, held))
 
     async def add_late_file(
-        self, guid: str, file: FileRecord, ndrive_path: str, *, allocation_mb: int, actor: str
+        self,
+        guid: str,
+        file: FileRecord,
+        ndrive_path: str,
+        *,
+        allocation_mb: int,
+        actor: str,
+        metadata: NewAsset | None = None,
     ) -> bool:
         """Add (or replace) a file that arrived after the asset was imported, if nothing was sent to ARS yet.
 
         Done only while the asset is ``ingested`` with no intent open (its create has not started), in one
-        transaction with the new allocation and an event; returns False otherwise (the caller rejects it).
+        transaction with the new allocation and an event; returns False otherwise (the caller rejects it). A
+        late metadata JSON comes with ``metadata`` (the asset as that JSON describes it), whose metadata and
+        institution, collection, workstation and pipeline replace the recorded ones in the same transaction.
         """
         now = self._clock()
 
@@ -406,6 +432,12 @@ class AssetRepository:
                 return False
             _insert_files(connection, guid, [(file, ndrive_path)])
             _set_columns(connection, guid, {"allocation_mb": allocation_mb, "updated_at": now})
+            if metadata is not None:
+                connection.execute("UPDATE metadata SET json = ? WHERE guid = ?", (metadata.metadata_json, guid))
+                connection.execute(
+                    "UPDATE assets SET pipeline = ?, institution = ?, collection = ?, workstation = ? WHERE guid = ?",
+                    (metadata.pipeline, metadata.institution, metadata.collection, metadata.workstation, guid),
+                )
             insert_event(
                 connection,
                 entity_kind=_KIND,
@@ -414,7 +446,8 @@ class AssetRepository:
                 from_state=current.state.value,
                 to_state=current.state.value,
                 trigger="file_added",
-                reason=f"{file.name} arrived after the import and was added ({file.size} bytes)",
+                reason=f"{file.name} arrived (or changed) after the import and was taken in ({file.size} bytes)"
+                + ("; its metadata replaces the recorded one" if metadata is not None else ""),
                 actor=actor,
                 at=now,
             )
@@ -490,13 +523,13 @@ class AssetRepository:
 def files_of(connection: sqlite3.Connection, guid: str) -> list[StoredFile]:
     """The asset's files, image first (shared with the read-only reader)."""
     rows = connection.execute(
-        "SELECT name, kind, size, crc32, local_path, ndrive_path, uploaded FROM files WHERE guid = ? "
+        "SELECT name, kind, size, crc32, local_path, ndrive_path, uploaded, mtime_ns FROM files WHERE guid = ? "
         "ORDER BY CASE kind WHEN 'image' THEN 0 WHEN 'raw' THEN 1 ELSE 2 END, name",
         (guid,),
     ).fetchall()
     return [
         StoredFile(
-            record=FileRecord(name=r[0], kind=FileKind(r[1]), size=r[2], crc32=r[3], local_path=r[4]),
+            record=FileRecord(name=r[0], kind=FileKind(r[1]), size=r[2], crc32=r[3], local_path=r[4], mtime_ns=r[7]),
             ndrive_path=r[5],
             uploaded=bool(r[6]),
         )
@@ -519,10 +552,12 @@ def _transition(
     outcome = ASSET_MACHINE.apply(
         current.state, trigger, reason=reason, resume_state=current.resume_state, entity=current.guid
     )
+    ended = {"waiting_since": None} if outcome.state is not current.state else {}  # a new state ends a wait
     _set_columns(
         connection,
         current.guid,
         {
+            **ended,
             **columns,
             "state": outcome.state.value,
             "resume_state": outcome.resume_state.value if outcome.resume_state else None,

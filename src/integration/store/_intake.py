@@ -3,7 +3,9 @@
 A rename on the N-Drive cannot be undone by a transaction, so it is bracketed like an ARS call: the target is
 persisted as an intent (durably: the store commits with ``synchronous=FULL``) before the rename, and the
 rename is recorded — the session's new path and every file's N-Drive path — afterwards. After a crash in
-between, :meth:`IntakeRepository.pending_renames` says which folders to look at.
+between, :meth:`IntakeRepository.pending_renames` says which folders to look at. Recording the rename opens a
+second intent, to look at the renamed folder once more for files that slipped in during the rename; it is
+settled once that look is done (:meth:`IntakeRepository.pending_relists` after a crash).
 """
 
 from __future__ import annotations
@@ -20,7 +22,18 @@ __all__ = ["IntakeRepository", "rejection_from_row"]
 
 _KIND = "session"
 _RENAME = "rename"
+_RELIST = "relist"
 _REJECTION_COLUMNS = "id, session, name, guid, reason, at, kind, status, closed_at, closed_reason"
+
+
+def _move_paths(connection: sqlite3.Connection, session: str, target: str) -> None:
+    """Point the N-Drive paths of ``session``'s files into ``target`` (its renamed folder)."""
+    prefix = session.rstrip("/") + "/"
+    connection.execute(
+        "UPDATE files SET ndrive_path = ? || substr(ndrive_path, ?) "
+        "WHERE guid IN (SELECT guid FROM assets WHERE session = ?) AND substr(ndrive_path, 1, ?) = ?",
+        (target.rstrip("/") + "/", len(prefix) + 1, session, len(prefix), prefix),
+    )
 
 
 def rejection_from_row(row: tuple[Any, ...]) -> Rejection:
@@ -49,14 +62,19 @@ class IntakeRepository:
     # -- rejections --------------------------------------------------------------------------------------
 
     async def record_rejection(self, rejection: Rejection) -> bool:
-        """Remember a rejection; True when it is new, or reopened/changed (same session and name)."""
+        """Remember a rejection; True when it is new or its reason changed (same session and name).
+
+        The same rejection again (a folder kept open is looked at again, the daemon restarted) changes
+        nothing: an acknowledged or resolved one stays closed, and False says there is nothing new to tell.
+        A changed reason is a new problem: it is recorded, and a closed rejection is opened again.
+        """
 
         def upsert(connection: sqlite3.Connection) -> bool:
             cursor = connection.execute(
                 "INSERT INTO rejections (session, name, guid, reason, at, kind) VALUES (?,?,?,?,?,?) "
                 "ON CONFLICT(session, name) DO UPDATE SET reason = excluded.reason, at = excluded.at, "
                 "kind = excluded.kind, guid = excluded.guid, status = 'open', closed_at = NULL, closed_reason = '' "
-                "WHERE rejections.status != 'open' OR rejections.reason != excluded.reason",
+                "WHERE rejections.reason != excluded.reason",
                 (rejection.session, rejection.name, rejection.guid, rejection.reason, rejection.at, rejection.kind),
             )
             return cursor.rowcount == 1
@@ -172,12 +190,7 @@ class IntakeRepository:
                 actor=actor,
                 at=now,
             )
-            prefix = session.rstrip("/") + "/"
-            connection.execute(
-                "UPDATE files SET ndrive_path = ? || substr(ndrive_path, ?) "
-                "WHERE guid IN (SELECT guid FROM assets WHERE session = ?) AND substr(ndrive_path, 1, ?) = ?",
-                (target.rstrip("/") + "/", len(prefix) + 1, session, len(prefix), prefix),
-            )
+            _move_paths(connection, session, target)
             connection.execute(
                 "INSERT INTO sessions (path, workstation, status, assets, rejected, at, imported_path) "
                 "VALUES (?,?,'imported',?,?,?,?) ON CONFLICT(path) DO UPDATE SET status = 'imported', "
@@ -202,8 +215,86 @@ class IntakeRepository:
                 actor=actor,
                 at=now,
             )
+            # The renamed folder is still to be looked at for files that slipped in during the rename.
+            open_intent(
+                connection,
+                entity_kind=_KIND,
+                entity_id=session,
+                state="imported",
+                operation=_RELIST,
+                actor=actor,
+                at=now,
+                detail=target,
+            )
 
         await self._db.call(record)
+
+    async def unlocated_sessions(self) -> dict[str, list[str]]:
+        """Sessions imported by an earlier release, whose rename target was not recorded: path -> file names.
+
+        Their files' N-Drive paths still name the folder as it was before the rename.
+        """
+
+        def query(connection: sqlite3.Connection) -> dict[str, list[str]]:
+            rows = connection.execute(
+                "SELECT s.path, f.ndrive_path FROM sessions s JOIN assets a ON a.session = s.path "
+                "JOIN files f ON f.guid = a.guid WHERE s.status = 'imported' AND s.imported_path IS NULL"
+            ).fetchall()
+            found: dict[str, list[str]] = {}
+            for path, ndrive in rows:
+                found.setdefault(str(path), []).append(str(ndrive).rsplit("/", 1)[-1])
+            return found
+
+        return await self._db.call(query)
+
+    async def relocate(self, session: str, target: str, *, actor: str) -> None:
+        """Record where an earlier release renamed ``session`` to (its files' N-Drive paths follow), with an event."""
+        now = self._clock()
+
+        def record(connection: sqlite3.Connection) -> None:
+            _move_paths(connection, session, target)
+            connection.execute("UPDATE sessions SET imported_path = ? WHERE path = ?", (target, session))
+            insert_event(
+                connection,
+                entity_kind=_KIND,
+                entity_id=session,
+                kind="note",
+                from_state="imported",
+                to_state="imported",
+                trigger="relocate",
+                reason=f"found renamed to {target} (an earlier release did not record it); file paths updated",
+                actor=actor,
+                at=now,
+            )
+
+        await self._db.call(record)
+
+    async def finish_relist(self, session: str, *, actor: str, outcome: str = "looked at again") -> None:
+        """Record that the renamed folder of ``session`` was looked at again (see :meth:`finish_rename`)."""
+        now = self._clock()
+        await self._db.call(
+            lambda c: settle_intent(
+                c,
+                entity_kind=_KIND,
+                entity_id=session,
+                state="imported",
+                operation=_RELIST,
+                outcome=outcome,
+                actor=actor,
+                at=now,
+            )
+        )
+
+    async def pending_relists(self) -> dict[str, str]:
+        """Sessions whose renamed folder is still to be looked at again (a crash came first): path -> target."""
+
+        def query(connection: sqlite3.Connection) -> dict[str, str]:
+            rows = connection.execute(
+                "SELECT entity_id, detail FROM intents WHERE entity_kind = ? AND operation = ?", (_KIND, _RELIST)
+            ).fetchall()
+            return {str(path): str(target) for path, target in rows}
+
+        return await self._db.call(query)
 
     async def abandon_rename(self, session: str, *, outcome: str, actor: str) -> None:
         """Close a rename intent that did not happen (the folder is still where it was)."""

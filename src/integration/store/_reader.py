@@ -54,6 +54,21 @@ class Reader:
         rows = self._c.execute("SELECT lane, COUNT(*) FROM wakeups WHERE lane IS NOT NULL GROUP BY lane").fetchall()
         return {str(lane): int(count) for lane, count in rows}
 
+    def waiting_alone(self) -> tuple[int, tuple[str, float, str] | None]:
+        """How many assets wait on their own (ARS told them to wait), and the longest waiting: GUID, since, why."""
+        total = self._c.execute("SELECT COUNT(*) FROM assets WHERE waiting_since IS NOT NULL").fetchone()[0]
+        row = self._c.execute(
+            "SELECT a.guid, a.waiting_since, COALESCE(w.reason, '') FROM assets a LEFT JOIN wakeups w "
+            "ON w.entity_kind = 'asset' AND w.entity_id = a.guid WHERE a.waiting_since IS NOT NULL "
+            "ORDER BY a.waiting_since LIMIT 1"
+        ).fetchone()
+        return int(total), None if row is None else (str(row[0]), float(row[1]), str(row[2]))
+
+    def imported_path(self, session: str) -> str | None:
+        """Where the session folder ``session`` was renamed to on import (None: not renamed, or not known)."""
+        row = self._c.execute("SELECT imported_path FROM sessions WHERE path = ?", (session,)).fetchone()
+        return None if row is None or row[0] is None else str(row[0])
+
     def needing_human(self, *, limit: int) -> tuple[list[AssetRecord], int]:
         """Up to ``limit`` quarantined/failed assets (oldest first) and how many there are in all."""
         states = sorted(s.value for s in NEEDS_HUMAN_STATES)

@@ -98,7 +98,9 @@ MIGRATIONS: tuple[str, ...] = (
     # 2: one machine core for assets, jobs and child assets (docs/architecture.md, "The store").
     #    Events keyed by (entity kind, id) with a kind of event; intents and wake-ups in their own tables;
     #    intake sessions remember the target of their rename; rejections get a lifecycle; lanes and group
-    #    holds with their probe cycles; admin requests; actor heartbeats.
+    #    holds with their probe cycles; admin requests; actor heartbeats. ``in_ars`` only for assets ARS is
+    #    known to hold: past ``created_in_ars``, or with a ``create`` in their events (a quarantined or failed
+    #    asset may never have reached ARS). A request's ``taken_at`` is when a daemon picked it up.
     """
     ALTER TABLE events RENAME COLUMN guid TO entity_id;
     ALTER TABLE events ADD COLUMN entity_kind TEXT NOT NULL DEFAULT 'asset';
@@ -140,9 +142,14 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE assets ADD COLUMN crc_mismatches INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE assets ADD COLUMN in_ars INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE assets ADD COLUMN waiting_since REAL;
-    UPDATE assets SET in_ars = 1 WHERE state NOT IN ('detected', 'ingested');
+    UPDATE assets SET in_ars = 1
+        WHERE state IN ('created_in_ars', 'uploaded', 'syncing', 'synced', 'share_open', 'on_hpc', 'processing',
+                        'processed', 'finalized')
+           OR (state = 'paused' AND resume_state IN ('created_in_ars', 'uploaded', 'syncing', 'synced'))
+           OR guid IN (SELECT entity_id FROM events WHERE entity_kind = 'asset' AND trigger = 'create');
     CREATE INDEX assets_by_session ON assets(session);
 
+    ALTER TABLE files ADD COLUMN mtime_ns INTEGER;
     ALTER TABLE sessions ADD COLUMN imported_path TEXT;
     ALTER TABLE sessions ADD COLUMN problem TEXT NOT NULL DEFAULT '';
 
@@ -166,7 +173,8 @@ MIGRATIONS: tuple[str, ...] = (
         created_at   REAL NOT NULL,
         status       TEXT NOT NULL DEFAULT 'pending',
         result       TEXT NOT NULL DEFAULT '',
-        done_at      REAL
+        done_at      REAL,
+        taken_at     REAL
     );
     CREATE INDEX requests_pending ON requests(id) WHERE status = 'pending';
 

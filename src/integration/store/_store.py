@@ -52,6 +52,11 @@ class Store:
         """Run an arbitrary function on the database thread (for tests and one-off admin queries)."""
         return await self._db.call(fn)
 
+    @property
+    def ended(self) -> str | None:
+        """Why the store can no longer be used (its database thread ended), or None while it works."""
+        return self._db.ended
+
     def statistics(self) -> StoreStatistics:
         """Calls and transactions run so far."""
         return StoreStatistics(calls=self._db.calls, transactions=self._db.transactions)

@@ -5,7 +5,7 @@ its exceptions stay inside. Tests inject ``httpx.MockTransport`` (or the emulato
 What each ARS answer means (site, group or asset) is one table; :func:`describe_classification` prints it.
 """
 
-from integration.adapters.ars._body import build_create_body
+from integration.adapters.ars._body import build_create_body, file_format_names
 from integration.adapters.ars._classify import describe as describe_classification
 from integration.adapters.ars._client import ArsClient, open_ars_client
 from integration.adapters.ars._models import ArsAsset, ArsFile, ArsStatistics, AssetStatus, CreatedAsset, ShareInfo
@@ -22,5 +22,6 @@ __all__ = [
     "ShareInfo",
     "build_create_body",
     "describe_classification",
+    "file_format_names",
     "open_ars_client",
 ]

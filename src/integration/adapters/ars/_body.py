@@ -13,7 +13,7 @@ from typing import Any
 from integration.domain import MetadataDocument
 from integration.errors import MetadataError
 
-__all__ = ["build_create_body"]
+__all__ = ["build_create_body", "file_format_names"]
 
 #: Spellings on the N-Drive -> ARS file-format list names (seeded: TIF, JPEG, RAW, RAF, CR3, DNG, TXT).
 _FORMAT_ALIASES = {"TIFF": "TIF", "JPG": "JPEG"}
@@ -41,7 +41,7 @@ def build_create_body(doc: MetadataDocument, *, file_formats: list[str]) -> dict
         "parent_guids": _strings(meta.parent_guid),
         "funding": _strings(meta.funding),
         "payload_type": _payload_type(meta.payload_type),
-        "file_formats": _file_formats(file_formats or [meta.file_format]),
+        "file_formats": file_format_names(file_formats or [meta.file_format]),
         "date_asset_taken": _instant(meta.date_asset_taken, guid=meta.asset_guid),
         "tags": dict(meta.tags),
         "restricted_access": list(meta.restricted_access),
@@ -83,8 +83,9 @@ def _payload_type(value: str | list[str]) -> str:
     return first[0] if first else "image"
 
 
-def _file_formats(extensions: list[str]) -> list[str]:
-    """Upper-case format names without dots, aliases folded, duplicates dropped, order kept."""
+def file_format_names(extensions: list[str]) -> list[str]:
+    """ARS's file-format names for file extensions: upper-case, no dots, aliases folded (``tiff`` -> ``TIF``,
+    ``jpg`` -> ``JPEG``), duplicates dropped, order kept."""
     formats: list[str] = []
     for extension in extensions:
         name = extension.strip().lstrip(".").upper()

@@ -62,6 +62,7 @@ class Outcome(enum.Enum):
     ROUTE_NOT_FOUND = "route_not_found"  # 404 (or a redirect) on a path every ARS has: a URL setting is wrong
     DISK_FULL = "disk_full"  # DISK_FULL with (almost) nothing free: no asset gets a share
     TOO_BIG = "too_big"  # DISK_FULL with room left, just not for this asset: it waits
+    NEVER_FITS = "never_fits"  # DISK_FULL for an allocation bigger than the whole share disk: a human must look
     GROUP = "group"  # every asset of one group (workstation, collection, ...) gets this answer
     WAITS = "waits"  # this asset must wait a while (a de-dup window, a sync in progress)
     CRC_MISMATCH = "crc_mismatch"  # 507: ARS computed another CRC-32; the asset actor uploads again
@@ -99,6 +100,7 @@ _RAISES = {
     Outcome.ROUTE_NOT_FOUND: "ArsRouteNotFound",
     Outcome.DISK_FULL: "ArsDiskFull",
     Outcome.TOO_BIG: "AssetWaits",
+    Outcome.NEVER_FITS: "ArsRejected",
     Outcome.GROUP: "GroupHeld",
     Outcome.WAITS: "AssetWaits",
     Outcome.CRC_MISMATCH: "ArsCrcMismatch",
@@ -126,6 +128,7 @@ class Answer:
     message: str = ""
     remaining_mb: int | None = None
     requested_mb: int | None = None
+    total_mb: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -255,6 +258,15 @@ RULES: tuple[Rule, ...] = (
     ),
     _row(_O.FORBIDDEN, status=403, code=NO_CODE, why="Jersey's @RolesAllowed (or a proxy) refused: a missing role"),
     _row(
+        _O.GROUP,
+        ops=("create_asset", "update_asset"),
+        status=(400, 403),
+        code="FORBIDDEN",
+        message="(FORBIDDEN)?",
+        group="collection",
+        why="ARS's data rights are per collection: grant the client the write right for this asset's collection",
+    ),
+    _row(
         _O.FORBIDDEN,
         status=(400, 403),
         code="FORBIDDEN",
@@ -329,7 +341,8 @@ def classify(answer: Answer, *, room_mb: int) -> Verdict:
     """The verdict of the first row matching ``answer``.
 
     DISK_FULL becomes :attr:`Outcome.DISK_FULL` (site) when ARS reports fewer than ``room_mb`` MB free or does
-    not say, and :attr:`Outcome.TOO_BIG` (this asset waits) when it still has that much room.
+    not say, and :attr:`Outcome.TOO_BIG` (this asset waits) when it still has that much room — or
+    :attr:`Outcome.NEVER_FITS` when the asset asks for more than the whole share disk holds.
     """
     for rule in RULES:
         found = rule.match(answer)
@@ -337,8 +350,15 @@ def classify(answer: Answer, *, room_mb: int) -> Verdict:
             continue
         value = found.groupdict().get("value") if isinstance(found, re.Match) else None
         outcome, wait_s = rule.outcome, rule.wait_s
-        if outcome is Outcome.DISK_FULL and answer.remaining_mb is not None and answer.remaining_mb >= room_mb:
-            outcome, wait_s = Outcome.TOO_BIG, TOO_BIG_WAIT_S
+        if outcome is Outcome.DISK_FULL:
+            if (
+                answer.requested_mb is not None
+                and answer.total_mb is not None
+                and answer.requested_mb > answer.total_mb
+            ):
+                outcome, wait_s = Outcome.NEVER_FITS, None  # however much is freed (the next asset tells the site)
+            elif answer.remaining_mb is not None and answer.remaining_mb >= room_mb:
+                outcome, wait_s = Outcome.TOO_BIG, TOO_BIG_WAIT_S
         return Verdict(outcome=outcome, rule=rule, group_value=value, wait_s=wait_s)
     raise AssertionError("the last rule matches every answer")  # pragma: no cover
 
@@ -361,7 +381,7 @@ def describe() -> str:
         if rule.wait_s is not None:
             raises = f"AssetWaits({rule.wait_s:g} s)"
         if rule.outcome is Outcome.DISK_FULL:
-            raises = f"ArsDiskFull; AssetWaits({TOO_BIG_WAIT_S:g} s) with room left"
+            raises = f"ArsDiskFull; AssetWaits({TOO_BIG_WAIT_S:g} s) with room left; ArsRejected if it never fits"
             scope = "site; asset"
         cells = (str(number), ops, _describe_statuses(rule.statuses), code, message, raises, scope, rule.why)
         lines.append("| " + " | ".join(cell.replace("|", "\\|") for cell in cells) + " |")

@@ -127,6 +127,7 @@ def answer_of(response: httpx.Response, *, operation: str, requested_mb: int | N
         message=message,
         remaining_mb=share.remaining_mb if share is not None else None,
         requested_mb=requested_mb,
+        total_mb=share.total_mb if share is not None else None,
     )
 
 
@@ -263,6 +264,17 @@ def _too_big(facts: _Facts) -> IntegrationError:
     )
 
 
+def _never_fits(facts: _Facts) -> IntegrationError:
+    answer = facts.answer
+    return ArsRejected(
+        f"the asset needs a share of {answer.requested_mb} MB, but ARS's share disk holds {answer.total_mb} MB in "
+        "all (DISK_FULL): it can never be stored this way; the data manager must raise the share disk or split it",
+        status_code=answer.status,
+        error_message=answer.message,
+        guid=facts.guid,
+    )
+
+
 def _group(facts: _Facts) -> IntegrationError:
     rule = facts.verdict.rule
     assert rule.group_kind is not None, "every GROUP row names its group kind"
@@ -328,6 +340,7 @@ _BUILDERS: dict[Outcome, Callable[[_Facts], IntegrationError]] = {
     Outcome.ROUTE_NOT_FOUND: _route_not_found,
     Outcome.DISK_FULL: _disk_full,
     Outcome.TOO_BIG: _too_big,
+    Outcome.NEVER_FITS: _never_fits,
     Outcome.GROUP: _group,
     Outcome.WAITS: _waits,
     Outcome.CRC_MISMATCH: _crc_mismatch,

@@ -155,8 +155,14 @@ class HttpInfo(msgspec.Struct, frozen=True):
     path: str | None = None
     allocated_storage_mb: float | None = None
     remaining_storage_mb: float | None = None
+    total_storage_mb: float | None = None
     http_allocation_status: str | None = None
     allocation_status_text: str | None = None
+
+    @property
+    def total_mb(self) -> int | None:
+        """``total_storage_mb`` (the share disk's size) in whole MB."""
+        return None if self.total_storage_mb is None else int(self.total_storage_mb)
 
     @property
     def allocated_mb(self) -> int | None:
@@ -184,6 +190,7 @@ class Reply(msgspec.Struct, frozen=True):
     path: str | None = None
     allocated_storage_mb: float | None = None
     remaining_storage_mb: float | None = None
+    total_storage_mb: float | None = None
     http_allocation_status: str | None = None
     allocation_status_text: str | None = None
 
@@ -198,6 +205,7 @@ class Reply(msgspec.Struct, frozen=True):
             path=self.path,
             allocated_storage_mb=self.allocated_storage_mb,
             remaining_storage_mb=self.remaining_storage_mb,
+            total_storage_mb=self.total_storage_mb,
             http_allocation_status=self.http_allocation_status,
             allocation_status_text=self.allocation_status_text,
         )

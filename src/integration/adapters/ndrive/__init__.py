@@ -26,6 +26,7 @@ from integration.adapters.ndrive._names import SESSION_NOTE_NAME
 from integration.adapters.ndrive._notes import write_error_note, write_session_note
 from integration.adapters.ndrive._plan import plan_session
 from integration.adapters.ndrive._rename import (
+    find_imported_folder,
     mark_session_imported,
     plan_imported_name,
     rename_outcome,
@@ -42,6 +43,7 @@ __all__ = [
     "IntakeRules",
     "SessionPlan",
     "SessionSnapshot",
+    "find_imported_folder",
     "list_session_folders",
     "mark_session_imported",
     "missing_workstations",

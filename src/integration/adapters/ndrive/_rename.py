@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
+from collections.abc import Collection
 from pathlib import Path
 from typing import Literal
 
 from integration.adapters.ndrive._errors import map_os_errors
 from integration.errors import TransientError
 
-__all__ = ["mark_session_imported", "plan_imported_name", "rename_outcome", "rename_session"]
+__all__ = ["find_imported_folder", "mark_session_imported", "plan_imported_name", "rename_outcome", "rename_session"]
 
 _IMPORTED_PREFIX = "imported_"
 
@@ -83,3 +85,23 @@ def rename_outcome(session: Path, target: Path) -> Literal["renamed", "not_renam
     if here and not there:
         return "not_renamed"
     return "unclear"
+
+
+def find_imported_folder(session: Path, names: Collection[str]) -> Path | None:
+    """Where ``session`` went when an earlier release renamed it without recording the target.
+
+    The one folder ``imported_<name>`` or ``imported_<name>_<n>`` next to it that holds every file of
+    ``names``; None when ``session`` is still there, or no such folder (or more than one) is found. Raises
+    :class:`~integration.errors.NdriveUnavailable` when the mount fails, :class:`TransientError` when the
+    parent folder cannot be read.
+    """
+    pattern = re.compile(re.escape(_IMPORTED_PREFIX + session.name) + r"(_[0-9]+)?")
+    with map_os_errors(session.parent):
+        if _exists(session):
+            return None
+        found = [
+            entry
+            for entry in session.parent.iterdir()
+            if pattern.fullmatch(entry.name) and entry.is_dir() and all((entry / name).exists() for name in names)
+        ]
+    return found[0] if len(found) == 1 else None
