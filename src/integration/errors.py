@@ -165,11 +165,15 @@ class InfrastructureError(IntegrationError):
 
     ``reason`` says what a human can do about it; ``probe`` says how the lane learns that the cause is gone:
     ``"health"`` (ask the resource) or ``"asset"`` (one parked asset's own retry, e.g. for DISK_FULL, which no
-    health check can see).
+    health check can see). ``confirm`` is True for an error that one asset or one folder may meet alone while
+    the resource is fine (a request that keeps timing out, one unreadable folder): the lane pauses only when
+    its health probe fails too. A refusal every asset would get (credentials, a missing role, a wrong URL, a
+    full disk) pauses the lane at once: no health check can see it.
     """
 
     scope = Scope.SITE
     probe: Literal["health", "asset"] = "health"
+    confirm: bool = False
 
     def __init__(
         self, message: str, *, lane: str, guid: str | None = None, probe: Literal["health", "asset"] | None = None
@@ -186,7 +190,9 @@ class InfrastructureError(IntegrationError):
 
 
 class ArsUnavailable(InfrastructureError):
-    """ARS (or its Keycloak) stayed unreachable after the retry budget was spent."""
+    """ARS (or its Keycloak) stayed unreachable after the retry budget was spent (confirmed by its health check)."""
+
+    confirm = True
 
     def __init__(self, message: str, *, guid: str | None = None) -> None:
         super().__init__(message, lane="ars", guid=guid)
@@ -244,7 +250,12 @@ class ArsRouteNotFound(InfrastructureError):
 
 
 class NdriveUnavailable(InfrastructureError):
-    """The N-Drive mount itself fails (EIO, ESTALE, a hung call, the root vanished): pause the intake lane."""
+    """The N-Drive mount itself fails (EIO, ESTALE, a hung call, the root vanished): pause the intake lane.
+
+    Met in one folder while the mount's health probe answers, it is that folder's problem (``confirm``).
+    """
+
+    confirm = True
 
     def __init__(self, message: str, *, path: str) -> None:
         super().__init__(message, lane="intake")
@@ -254,13 +265,17 @@ class NdriveUnavailable(InfrastructureError):
 class StorageUnavailable(InfrastructureError):
     """The local storage disk is full or failing: pause the storage lane (nothing is lost, nothing rejected).
 
-    Raised for one asset (its local folder vanished: is the storage mounted?), the lane pauses only when the
-    storage lane's health probe fails too; otherwise it is that asset's problem.
+    ``confirm`` for what one asset may meet alone (its local folder vanished, one unreadable file): the lane
+    pauses only when the storage lane's health probe fails too. A full disk is not confirmed: the probe writes
+    a small file, which a nearly full disk still takes.
     """
 
-    def __init__(self, message: str, *, path: str, probe: Literal["health", "asset"] | None = None) -> None:
+    def __init__(
+        self, message: str, *, path: str, probe: Literal["health", "asset"] | None = None, confirm: bool = False
+    ) -> None:
         super().__init__(message, lane="storage", probe=probe)
         self.path = path
+        self.confirm = confirm
 
 
 class GroupHeld(IntegrationError):

@@ -12,7 +12,15 @@ import trio.testing
 from actor_support import Harness, harness
 from asset_support import FakeArs, deps, drive, guid_of, record
 from integration.actors import _asset_actor
-from integration.errors import ArsConflict, ArsDiskFull, ArsShareClosed, ArsUnavailable, AssetWaits, GroupHeld
+from integration.errors import (
+    ArsConflict,
+    ArsDiskFull,
+    ArsForbidden,
+    ArsShareClosed,
+    ArsUnavailable,
+    AssetWaits,
+    GroupHeld,
+)
 from integration.state_machines import AssetState, AssetTrigger
 from integration.store import AssetRecord
 
@@ -271,3 +279,19 @@ async def test_an_asset_parked_on_a_lane_that_just_reopened_is_woken(tmp_path: P
         assert after.wake is not None
         assert after.wake.kind == "dispatch"
         assert "reopened while it was parked" in after.wake.reason
+
+
+async def test_a_refusal_no_health_check_can_see_pauses_the_lane_at_once(
+    tmp_path: Path, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A missing role (ArsForbidden) is every asset's answer even while ARS's health check passes (it uses no
+    data right): the lane pauses at once; assets are not failed one by one."""
+    ars = FakeArs()
+    health = Health()
+    ars.refusals["create_asset"] = [ArsForbidden("ARS refused create_asset (403): a missing role", status_code=403)]
+    async with harness(tmp_path) as h:
+        await record(h, guid_of(15))
+        result = await drive(h, ars, guid_of(15), health={"ars": health})
+        assert h.lanes.ars.paused
+        assert result.state is AssetState.PAUSED
+        assert health.calls == 0, "nothing to confirm: the refusal itself says it is everyone's"

@@ -20,7 +20,7 @@ from integration.actors._intake_support import WatcherStatistics, entries_of, re
 from integration.actors._session_import import SessionImporter
 from integration.adapters.files import CopyMismatch
 from integration.adapters.ndrive import snapshot_session
-from integration.errors import TransientError
+from integration.errors import NdriveUnavailable, TransientError
 from integration.state_machines import AssetState, AssetTrigger
 
 WS = "test-workstation"
@@ -412,3 +412,67 @@ async def test_where_the_first_release_renamed_a_session_is_found_again(tmp_path
             assert all(p.exists() for p in paths)
             assert session.imported_path == str(folder.parent / "imported_s1_2")
             assert await h.store.intake.unlocated_sessions() == {}
+
+
+async def test_a_look_after_a_crash_leaves_a_duplicate_copy_alone(tmp_path: Path) -> None:
+    """Made up after a crash (the plan is lost), the look at a renamed folder must not import the copy of an
+    asset recorded from another session (rejected as a duplicate before), even when that asset now waits for
+    a human (a re-delivery would replace its files)."""
+    [guid] = write_session(tmp_path, WS, "s1", 1, seed=17)
+    first = tmp_path / "ndrive" / WS / "s1"
+    async with harness(tmp_path) as h:
+        assert await import_once(h, first)
+        copy = tmp_path / "ndrive" / WS / "imported_s2"
+        copy.mkdir()
+        for source in (first.parent / "imported_s1").iterdir():
+            (copy / source.name).write_bytes(source.read_bytes())
+        await h.store.assets.transition(
+            guid, AssetTrigger.QUARANTINE, expected=AssetState.INGESTED, reason="bad", actor="t"
+        )
+        await importer(h).relist(first.parent / "s2", copy, None)
+        record = await h.store.assets.get(guid)
+        assert record is not None
+        assert record.state is AssetState.QUARANTINED
+        assert record.session == str(first)
+
+
+async def test_a_copy_records_the_mtime_the_file_had_when_copied(tmp_path: Path) -> None:
+    """The recorded mtime is the one the copy saw, not the (older) one of the folder's snapshot: a file rewritten
+    between the two is not later taken for a late change."""
+    [guid] = write_session(tmp_path, WS, "s1", 1, seed=18)
+    folder = tmp_path / "ndrive" / WS / "s1"
+    async with harness(tmp_path) as h:
+        snapshot = relevant(await trio.to_thread.run_sync(snapshot_session, folder))
+        tif = folder / f"{guid}.tif"
+        os.utime(tif, ns=(tif.stat().st_atime_ns, tif.stat().st_mtime_ns + 7_000_000_000))  # rewritten meanwhile
+        plan = await trio.to_thread.run_sync(_session_import.plan_session, folder, importer(h).rules)
+        await importer(h)._ingest_all(folder, plan.candidates, where=folder, entries=entries_of(snapshot))
+        [stored] = [f.record for f in await h.store.assets.files(guid) if f.record.name == tif.name]
+        assert stored.mtime_ns == tif.stat().st_mtime_ns
+        assert await import_once(h, folder)
+        assert "file_added" not in [e.trigger for e in await h.store.assets.events(guid)]
+
+
+async def test_looking_for_an_earlier_rename_that_fails_in_one_folder_stops_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An I/O error looking for one old session's renamed folder, while the N-Drive answers: that session's
+    failure only — the intake does not pause, and the look is not repeated at every reopening."""
+    write_session(tmp_path, WS, "s1", 1, seed=19)
+    folder = tmp_path / "ndrive" / WS / "s1"
+
+    def failing(*args: Any) -> None:
+        raise NdriveUnavailable("EIO on one folder", path=str(folder))
+
+    async def answers() -> None:
+        return None
+
+    monkeypatch.setattr(_watcher, "find_imported_folder", failing)
+    async with harness(tmp_path) as h:
+        await import_once(h, folder)
+        await h.store.run(lambda c: c.execute("UPDATE sessions SET imported_path = NULL"))
+        watcher = _watcher._Watcher(importer(h), h.lanes, {"intake": answers})
+        await watcher.locate_earlier_renames()
+        assert not h.lanes.intake.paused
+        assert watcher.located
+        assert watcher.failures == {("locate", folder): 1}

@@ -241,7 +241,8 @@ STATUS_CODES = [
     Case("get_status", 401, None, "", ArsCredentialsRefused, SITE),
     Case("create_asset", 403, None, "", ArsForbidden, SITE),
     Case("list_institutions", 403, None, "", ArsForbidden, SITE, text='{"status":403,"error":"Forbidden"}'),
-    Case("open_share", 400, "FORBIDDEN", "", ArsForbidden, SITE),
+    Case("open_share", 400, "FORBIDDEN", "", GroupHeld, GROUP, "collection"),  # data rights are per collection
+    Case("list_institutions", 403, "FORBIDDEN", "FORBIDDEN", ArsForbidden, SITE),  # no asset: every asset's
     Case("delete_file", 403, None, "", ArsRejected, ASSET),
     # anything else: an unknown refusal concerns the asset, an unknown server error is transient
     Case("create_asset", 400, "BAD_REQUEST", "A text no row knows", ArsRejected, ASSET),

@@ -373,7 +373,7 @@ async def test_create_without_write_rights_holds_the_collection() -> None:
         with pytest.raises(GroupHeld) as caught:
             await client.create_asset(create_body(), allocation_mb=12)
     assert (caught.value.group_kind, caught.value.group_value) == ("collection", None)
-    assert "grant the client the write right for this asset's collection" in str(caught.value)
+    assert "grant the client the rights for this asset's collection" in str(caught.value)
 
 
 async def test_a_missing_role_is_forbidden_site_wide() -> None:

@@ -108,12 +108,12 @@ async def test_open_share_after_a_lost_answer_is_settled_by_the_status(
     assert (fake.hits["create_share"], fake.hits["status"]) == (1, 1)
 
 
-async def test_open_share_without_write_rights_is_forbidden(fake: FakeArs) -> None:
-    """The file proxy's 400 FORBIDDEN "FORBIDDEN" (a missing right) pauses the lane naming institution/collection."""
+async def test_open_share_without_write_rights_holds_the_collection(fake: FakeArs) -> None:
+    """The file proxy's 400 FORBIDDEN "FORBIDDEN" (a missing right, granted per collection) holds the collection."""
     async with client_for(answering(error(400, "FORBIDDEN", "FORBIDDEN"))) as client:
-        with pytest.raises(ArsForbidden) as caught:
+        with pytest.raises(GroupHeld) as caught:
             await client.open_share(GUID, **WHERE, allocation_mb=1)
-    assert caught.value.reason.endswith("the right to write to NHMD/Vascular plants")
+    assert caught.value.group_kind == "collection"
 
 
 # --- delete_share, delete_file, list_share --------------------------------------------------------------------

@@ -30,7 +30,7 @@ def test_copy_crc_equals_zlib_over_many_chunks(source: Path, tmp_path: Path) -> 
     dst = tmp_path / "local" / "deep" / "asset.tif"
     result = copy_with_crc(source, dst, chunk_size=4096)
     data = source.read_bytes()
-    assert result == CopyResult(size=len(data), crc32=zlib.crc32(data))
+    assert result == CopyResult(size=len(data), crc32=zlib.crc32(data), mtime_ns=source.stat().st_mtime_ns)
     assert dst.read_bytes() == data
     assert not dst.with_name("asset.tif.partial").exists()
 
@@ -126,7 +126,7 @@ def test_copy_memory_stays_flat_for_a_large_file(tmp_path: Path) -> None:
     with big.open("wb") as handle:
         for _ in range(64):
             handle.write(block)
-    expected = CopyResult(size=64 << 20, crc32=crc32_of(big).crc32)
+    expected = CopyResult(size=64 << 20, crc32=crc32_of(big).crc32, mtime_ns=big.stat().st_mtime_ns)
     tracemalloc.start()
     try:
         result = copy_with_crc(big, tmp_path / "copy" / "big.tif")

@@ -121,10 +121,10 @@ async def retry_assets(
             except TransientError as exc:  # ARS answered, slowly or oddly, for this asset: it stays as it was
                 result = await _not_tried(guid, store, f"{exc} — run the retry again")
             except IntegrationError as exc:  # ARS refused this asset's request
-                record = await store.assets.get(guid)
-                result = RetryResult(
-                    guid=guid, outcome="refused", state=record.state.value if record else "", message=str(exc)
-                )
+                result = await _refused(guid, store, str(exc))
+            except Exception as exc:  # a bug must not lose the report of the assets already moved
+                log.exception("retry_crashed")
+                result = await _refused(guid, store, f"unexpected {type(exc).__name__}: {exc}")
         results.append(result)
         if result.outcome == "moved":
             if result.state == AssetState.SYNCING.value and wake_poller is not None:
@@ -132,6 +132,11 @@ async def retry_assets(
             elif result.state != AssetState.SYNCED.value and wake is not None:
                 await wake(guid, f"retry by {request.by}")
     return results
+
+
+async def _refused(guid: str, store: Store, why: str) -> RetryResult:
+    record = await store.assets.get(guid)
+    return RetryResult(guid=guid, outcome="refused", state=record.state.value if record else "", message=why)
 
 
 async def _not_tried(guid: str, store: Store, reason: str) -> RetryResult:

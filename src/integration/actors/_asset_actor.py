@@ -151,7 +151,7 @@ async def _unless_reopened(guid: str, lane: Lane, deps: AssetDeps) -> None:
 
 async def _site_error(guid: str, exc: InfrastructureError, deps: AssetDeps) -> None:
     lane = deps.lanes.lane(exc.lane)
-    if exc.probe == "health" and lane.probe_guid != guid and not await lane.confirm_down(deps.health.get(exc.lane)):
+    if exc.confirm and lane.probe_guid != guid and not await lane.confirm_down(deps.health.get(exc.lane)):
         # The resource answers its health probe: the failure concerns this asset (one unreadable file, one
         # request that keeps failing), not everyone. Retry it with back-off; its budget ends in `failed`.
         await _retry_later(guid, deps, f"{exc.reason} (yet {lane.describe()} answers: only this asset is affected)")

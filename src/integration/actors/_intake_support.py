@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import collections
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,6 +20,7 @@ from integration.store import NewAsset
 __all__ = [
     "ACTOR",
     "Deferred",
+    "InFlight",
     "Outcome",
     "Site",
     "WatcherStatistics",
@@ -76,8 +79,44 @@ def entries_of(snapshot: SessionSnapshot) -> dict[str, FileState]:
     return {entry.name: entry for entry in snapshot.entries}
 
 
+class InFlight:
+    """The blocking N-Drive calls still running in their threads — those abandoned after a timeout too — by path.
+
+    A folder with a call still hanging is not looked at again until that call returns: a hung folder holds one
+    thread, not one more every round.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._paths: collections.Counter[str] = collections.Counter()
+
+    def enter(self, path: Path) -> None:
+        """A call about ``path`` starts (in its thread)."""
+        with self._lock:
+            self._paths[str(path)] += 1
+
+    def leave(self, path: Path) -> None:
+        """A call about ``path`` returned (in its thread)."""
+        with self._lock:
+            self._paths[str(path)] -= 1
+            if self._paths[str(path)] <= 0:
+                del self._paths[str(path)]
+
+    def busy_under(self, folder: Path) -> bool:
+        """Whether a call about ``folder`` or anything in it is still running."""
+        prefix = str(folder)
+        with self._lock:
+            return any(p == prefix or p.startswith(prefix + "/") for p in self._paths)
+
+
 async def run_blocking(
-    fn: Callable[..., T], *args: Any, timeout_s: float, what: str, path: Path, limiter: trio.CapacityLimiter
+    fn: Callable[..., T],
+    *args: Any,
+    timeout_s: float,
+    what: str,
+    path: Path,
+    limiter: trio.CapacityLimiter,
+    in_flight: InFlight | None = None,
 ) -> T:
     """Run blocking N-Drive work in a worker thread, within ``timeout_s`` and under ``limiter``.
 
@@ -85,10 +124,21 @@ async def run_blocking(
     intake lane; an abandoned copy only ever leaves a ``.partial`` file, which the next copy overwrites. The
     abandoned thread keeps its token until it returns: with the N-Drive's own limiter a hung mount can use up
     only the N-Drive's threads (further calls time out waiting for one), never those of the rest of the daemon.
+    ``in_flight`` keeps track of the call (about ``path``) until its thread returns.
     """
+
+    def call() -> T:
+        if in_flight is None:
+            return fn(*args)
+        in_flight.enter(path)
+        try:
+            return fn(*args)
+        finally:
+            in_flight.leave(path)
+
     try:
         with trio.fail_after(timeout_s):
-            return await trio.to_thread.run_sync(fn, *args, abandon_on_cancel=True, limiter=limiter)
+            return await trio.to_thread.run_sync(call, abandon_on_cancel=True, limiter=limiter)
     except trio.TooSlowError:
         raise NdriveUnavailable(
             f"the N-Drive did not answer within {timeout_s:g} s ({what} {path}): check the mount; "

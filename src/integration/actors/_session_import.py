@@ -30,6 +30,7 @@ from integration.actors._dispatcher import Dispatcher
 from integration.actors._intake_support import (
     ACTOR,
     Deferred,
+    InFlight,
     Outcome,
     Site,
     WatcherStatistics,
@@ -90,11 +91,18 @@ class SessionImporter:
         self.ndrive_limiter = ndrive_limiter
         self.stats = stats
         self.rules = IntakeRules.from_config(config)
+        self.in_flight = InFlight()
 
     async def blocking(self, fn: Callable[..., T], *args: Any, what: str, path: Path) -> T:
         """:func:`run_blocking` with the N-Drive I/O timeout and the N-Drive's threads."""
         return await run_blocking(
-            fn, *args, timeout_s=self.config.ndrive.io_timeout_s, what=what, path=path, limiter=self.ndrive_limiter
+            fn,
+            *args,
+            timeout_s=self.config.ndrive.io_timeout_s,
+            what=what,
+            path=path,
+            limiter=self.ndrive_limiter,
+            in_flight=self.in_flight,
         )
 
     async def import_session(self, session: Path, workstation: str, planned_from: SessionSnapshot) -> bool:
@@ -238,6 +246,7 @@ class SessionImporter:
                     what="copying",
                     path=path,
                     limiter=self.ndrive_limiter,
+                    in_flight=self.in_flight,
                 )
             seen = entries.get(path.name)
             record = FileRecord(
@@ -246,7 +255,8 @@ class SessionImporter:
                 size=copied.size,
                 crc32=copied.crc32,
                 local_path=str(target),
-                mtime_ns=seen.mtime_ns if seen is not None else None,
+                # what was copied, not what the folder's snapshot saw (a rewrite in between is no late change)
+                mtime_ns=copied.mtime_ns if copied.mtime_ns is not None else (seen.mtime_ns if seen else None),
             )
             records.append((record, str(path)))
         return records
@@ -325,8 +335,12 @@ class SessionImporter:
         )
         return "known"
 
-    async def relist(self, session: Path, target: Path, planned_from: SessionSnapshot) -> None:
-        """Look at the renamed folder again for what was not in the plan (see the module docstring)."""
+    async def relist(self, session: Path, target: Path, planned_from: SessionSnapshot | None) -> None:
+        """Look at the renamed folder again for what was not in the plan (see the module docstring).
+
+        ``planned_from`` None (the plan was lost with a crash): every file is compared with the records, and
+        copies of assets recorded from another session (rejected as duplicates before) are left alone.
+        """
         waiting: set[str] = set()
         for attempt in range(_LATE_ROUNDS):
             if attempt:
@@ -351,19 +365,22 @@ class SessionImporter:
             )
         await self.store.intake.finish_relist(str(session), actor=ACTOR)
 
-    async def _late_arrivals(self, session: Path, target: Path, planned_from: SessionSnapshot) -> set[str]:
+    async def _late_arrivals(self, session: Path, target: Path, planned_from: SessionSnapshot | None) -> set[str]:
         """Handle the renamed folder's new or changed files once; the names that must be looked at again."""
         latest = relevant(await self.blocking(snapshot_session, target, what="listing", path=target))
-        late = _late_names(latest, planned_from)
+        late = _late_names(latest, planned_from or SessionSnapshot(entries=()))
         if not late:
             return set()
-        self.stats.late_changes += 1
-        log.warning("late_files_after_rename", files=len(late))
+        if planned_from is not None:
+            self.stats.late_changes += 1
+            log.warning("late_files_after_rename", files=len(late))
         plan = await self.blocking(plan_session, target, self.rules, what="planning", path=target)
         for rejection in plan.rejections:
             if {p.name for p in rejection.paths} & late:
                 await self.reject(session, rejection, where=target)
         arrived = tuple(c for c in plan.candidates if {p.name for p, _ in c.files()} & late)
+        if planned_from is None:
+            arrived = tuple([c for c in arrived if await self._not_anothers(c, session)])
         # Known assets get their late files (or a note); whole late assets are imported.
         outcomes = await self._ingest_all(session, arrived, where=target, entries=entries_of(latest))
         await self._settle_outcomes(session, outcomes, where=target)
@@ -374,6 +391,11 @@ class SessionImporter:
             for path, _ in candidate.files()
             if path.name in late
         }
+
+    async def _not_anothers(self, candidate: AssetCandidate, session: Path) -> bool:
+        """Whether ``candidate`` is new, or recorded from ``session`` (not a copy left here as a duplicate)."""
+        existing = await self.store.assets.get(candidate.guid)
+        return existing is None or existing.session == str(session)
 
     # -- rejections ----------------------------------------------------------------------------------------
 

@@ -89,7 +89,7 @@ async def _pause_lane(exc: InfrastructureError, deps: AssetDeps, stats: SyncPoll
     """Pause the lane if its health probe confirms it is down; False when it answers (the polls are retried)."""
     stats.site_errors += 1
     lane = deps.lanes.lane(exc.lane)
-    if not await lane.confirm_down(deps.health.get(exc.lane)):
+    if exc.confirm and not await lane.confirm_down(deps.health.get(exc.lane)):
         log.warning("sync_poll_failed_but_ars_answers", error=exc.reason)
         return False
     await lane.pause(exc.reason, probe="health", actor=POLLER)

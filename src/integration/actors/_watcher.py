@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Coroutine, Mapping
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import structlog
@@ -99,15 +100,12 @@ async def run_ndrive_watcher(
     )
     watcher = _Watcher(importer, lanes, health or {})
     task_status.started()
-    located = False
     while True:
         heartbeats.beat(ACTOR)
         await lanes.intake.wait_open()
         await lanes.storage.wait_open()
         try:
-            if not located:
-                await watcher.locate_earlier_renames()
-                located = True
+            await watcher.locate_earlier_renames()
             await watcher.settle_renames()
             await watcher.scan()
         except InfrastructureError as exc:
@@ -116,8 +114,13 @@ async def run_ndrive_watcher(
         await trio.sleep(config.ndrive.scan_interval_s)
 
 
+#: What a failure counter counts: the work ("scan", "rename", "relist", "locate") and its folder.
+_Work = tuple[str, Path]
+
+
 class _Watcher:
-    """The watcher's state between scans: which folders were seen with which snapshot since when."""
+    """The watcher's state between scans: which folders were seen with which snapshot since when, and which
+    failed lately (each kind of work on a folder counted on its own)."""
 
     def __init__(self, importer: SessionImporter, lanes: Lanes, health: Mapping[str, HealthProbe]) -> None:
         self.importer = importer
@@ -128,38 +131,44 @@ class _Watcher:
         self.stats = importer.stats
         self.pending: dict[Path, _Pending] = {}
         self.rejected: dict[Path, SessionSnapshot] = {}  # folders rejected as a whole, as they were then
-        self.failures: dict[Path, int] = {}  # failed rounds in a row, per folder
-        self.resting: dict[Path, float] = {}  # folders that failed: not looked at before this (trio) time
+        self.failures: dict[_Work, int] = {}  # failed rounds in a row
+        self.reported: set[_Work] = set()  # failing work a human was told about (once per failing spell)
+        self.resting: dict[_Work, float] = {}  # failed work: not tried again before this (trio) time
+        self.located = False  # the first release's renames were looked for (once per start)
+
+    async def locate_earlier_renames(self) -> None:
+        """Find where the first release renamed its sessions (it did not record it), so every file's N-Drive
+        path is right again; a session whose folder cannot be found keeps its old paths (and is logged)."""
+        if self.located:
+            return
+        for session, names in (await self.store.intake.unlocated_sessions()).items():
+            with structlog.contextvars.bound_contextvars(session=session):
+                await self._attempt(("locate", Path(session)), self._locate(session, names))
+        self.located = True
+
+    async def _locate(self, session: str, names: list[str]) -> None:
+        target = await self.importer.blocking(
+            find_imported_folder, Path(session), names, what="looking for", path=Path(session)
+        )
+        if target is None:
+            log.warning("earlier_rename_not_found", error="no single imported_ folder holds its files")
+            return
+        await self.store.intake.relocate(session, str(target), actor=ACTOR)
+        log.info("earlier_rename_located", target=str(target))
 
     async def settle_renames(self) -> None:
         """Finish or forget renames that a crash (or a failing mount) interrupted between intent and record,
         then finish the look at renamed folders that a crash interrupted."""
         for session, target in (await self.store.intake.pending_renames()).items():
             with structlog.contextvars.bound_contextvars(session=session):
-                await self._guarded(Path(session), self._settle_rename(session, target))
+                await self._attempt(("rename", Path(session)), self._settle_rename(session, target))
         for session, target in (await self.store.intake.pending_relists()).items():
             with structlog.contextvars.bound_contextvars(session=session):
-                failure = await self._guarded(Path(target), self._relist(session, target))
+                work = ("relist", Path(target))
+                failure = await self._attempt(work, self._relist(session, target))
                 if failure is not None and failure.rounds >= FAILED_ROUNDS:
-                    await self._give_up_relist(session, target, failure.problem)
-
-    async def locate_earlier_renames(self) -> None:
-        """Find where the first release renamed its sessions (it did not record it), so every file's N-Drive
-        path is right again; a session whose folder cannot be found keeps its old paths (and is logged)."""
-        for session, names in (await self.store.intake.unlocated_sessions()).items():
-            with structlog.contextvars.bound_contextvars(session=session):
-                try:
-                    target = await self.importer.blocking(
-                        find_imported_folder, Path(session), names, what="looking for", path=Path(session)
-                    )
-                except TransientError as exc:
-                    log.warning("earlier_rename_not_found", error=str(exc))
-                    continue
-                if target is None:
-                    log.warning("earlier_rename_not_found", error="no single imported_ folder holds its files")
-                    continue
-                await self.store.intake.relocate(session, str(target), actor=ACTOR)
-                log.info("earlier_rename_located", target=str(target))
+                    await self._follow_up(self._give_up_relist(session, target, failure.problem))
+                    self._forget(work)
 
     async def _settle_rename(self, session: str, target: str) -> None:
         outcome = await self.importer.blocking(
@@ -195,7 +204,7 @@ class _Watcher:
 
     async def _relist(self, session: str, target: str) -> None:
         # What the folder held when it was planned is gone with the crash: every file is compared with the records.
-        await self.importer.relist(Path(session), Path(target), SessionSnapshot(entries=()))
+        await self.importer.relist(Path(session), Path(target), None)
         log.info("interrupted_relist_finished", target=target)
 
     async def scan(self) -> None:
@@ -214,55 +223,83 @@ class _Watcher:
                 with structlog.contextvars.bound_contextvars(session=str(session)):
                     await self._consider_guarded(session, workstation)
 
-    async def _guarded(self, folder: Path, work: Awaitable[None]) -> _Failure | None:
-        """Run one folder's work; its failures stay its own unless the lane's health probe fails too.
+    async def _attempt(self, work: _Work, job: Coroutine[Any, Any, None]) -> _Failure | None:
+        """Run one folder's work unless it rests after failing; a call about that folder that still hangs counts
+        as a failed round (no second thread is spent on it).
 
-        Returns None when the work succeeded, else what failed and how many rounds in a row it did.
+        Its failures stay its own unless the lane's health probe confirms a site problem (then the error goes
+        up and the lane pauses). Returns None when the work succeeded (or was not tried), else what failed and
+        how many rounds in a row it did; a failure makes the work rest for a growing while.
         """
+        if trio.current_time() < self.resting.get(work, -math.inf):
+            job.close()  # not started: no 'never awaited' warning
+            return None
+        if self.importer.in_flight.busy_under(work[1]):  # a hung call holds a thread: do not spend another
+            job.close()
+            return self._rest(
+                work, self._failed(work, f"an N-Drive call about {work[1]} has not returned yet", crashed=False)
+            )
         try:
-            await work
+            await job
         except InfrastructureError as exc:
-            if await self.lanes.lane(exc.lane).confirm_down(self.health.get(exc.lane)):
+            if not exc.confirm or await self.lanes.lane(exc.lane).confirm_down(self.health.get(exc.lane)):
                 raise  # the lane pauses (in run_ndrive_watcher)
-            return self._failed(folder, f"{exc.reason} (the {exc.lane} itself answers)", crashed=False)
+            failure = self._failed(work, f"{exc.reason} (the {exc.lane} itself answers)", crashed=False)
         except TransientError as exc:
-            return self._failed(folder, str(exc), crashed=False)
+            failure = self._failed(work, str(exc), crashed=False)
         except Exception as exc:  # a bug must cost one folder one round, never the whole intake
             log.exception("session_import_crashed")
             self.stats.crashes += 1
-            return self._failed(folder, f"{type(exc).__name__}: {exc}", crashed=True)
-        self.failures.pop(folder, None)
-        return None
+            failure = self._failed(work, f"{type(exc).__name__}: {exc}", crashed=True)
+        else:
+            self._forget(work)
+            return None
+        return self._rest(work, failure)
 
-    def _failed(self, folder: Path, problem: str, *, crashed: bool) -> _Failure:
-        rounds = self.failures[folder] = self.failures.get(folder, 0) + 1
-        log.warning("session_round_failed", error=problem, rounds=rounds)
+    def _rest(self, work: _Work, failure: _Failure) -> _Failure:
+        """Let failed work rest for a while growing with its failed rounds."""
+        rest = self.config.ndrive.scan_interval_s * 2 ** min(failure.rounds, 16)
+        self.resting[work] = trio.current_time() + min(rest, REST_MAX_S)
+        return failure
+
+    def _failed(self, work: _Work, problem: str, *, crashed: bool) -> _Failure:
+        rounds = self.failures[work] = self.failures.get(work, 0) + 1
+        log.warning("session_round_failed", work=work[0], error=problem, rounds=rounds)
         return _Failure(problem=problem, rounds=rounds, crashed=crashed)
 
+    def _forget(self, work: _Work) -> None:
+        """The work succeeded (or was given up): its failing spell is over."""
+        self.failures.pop(work, None)
+        self.resting.pop(work, None)
+        self.reported.discard(work)
+
+    async def _follow_up(self, job: Awaitable[None]) -> None:
+        """Tell a human (a rejection, a note): a note that cannot be written must not pause the lane unconfirmed."""
+        try:
+            await job
+        except (InfrastructureError, TransientError) as exc:
+            log.warning("failure_not_reported", error=str(exc))
+
     async def _consider_guarded(self, session: Path, workstation: str) -> None:
-        if trio.current_time() < self.resting.get(session, -math.inf):
-            return  # it failed lately: looked at again after a growing rest (a hung folder must not eat threads)
-        failure = await self._guarded(session, self._consider(session, workstation))
-        if failure is None:
-            self.resting.pop(session, None)
+        work = ("scan", session)
+        failure = await self._attempt(work, self._consider(session, workstation))
+        if failure is None or failure.rounds < FAILED_ROUNDS or work in self.reported:
             return
-        rest = min(self.config.ndrive.scan_interval_s * 2**failure.rounds, REST_MAX_S)
-        self.resting[session] = trio.current_time() + rest
-        if failure.rounds != FAILED_ROUNDS:
-            return
+        self.reported.add(work)
         if failure.crashed:
-            self.failures.pop(session, None)
-            self.resting.pop(session, None)
             # Looked at again once it changes (or the daemon restarts after a fix), not every few seconds.
             seen = self.pending.pop(session, None)
-            await self.importer.reject_folder(
-                session,
-                workstation,
-                f"this folder could not be imported because of an unexpected problem ({failure.problem}). "
-                "Nothing was lost and the files were left as they are; tell the data manager.",
+            await self._follow_up(
+                self.importer.reject_folder(
+                    session,
+                    workstation,
+                    f"this folder could not be imported because of an unexpected problem ({failure.problem}). "
+                    "Nothing was lost and the files were left as they are; tell the data manager.",
+                )
             )
             if seen is not None:
                 self.rejected[session] = seen.snapshot
+            self._forget(work)
             return
         # Not the digitiser's doing (a file the mount cannot read, a disk that refuses one copy): the folder is
         # tried again after a growing rest; the rejection is resolved once it is imported.
@@ -271,7 +308,7 @@ class _Watcher:
                 session=str(session),
                 name="(session folder)",
                 guid=None,
-                reason=f"this folder failed {FAILED_ROUNDS} rounds in a row and is tried again now and then: "
+                reason=f"this folder failed {failure.rounds} rounds in a row and is tried again now and then: "
                 f"{failure.problem}",
                 at=time.time(),
                 kind="session",
@@ -280,7 +317,6 @@ class _Watcher:
 
     async def _give_up_relist(self, session: str, target: str, problem: str) -> None:
         """The renamed folder cannot be looked at again: the data manager is told; files in it wait there."""
-        self.failures.pop(Path(target), None)
         await self.store.intake.finish_relist(session, actor=ACTOR, outcome=f"given up: {problem}")
         await self.store.intake.record_rejection(
             Rejection(

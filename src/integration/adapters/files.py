@@ -76,10 +76,11 @@ class LocalPathBlocked(TransientError):
 
 
 class CopyResult(msgspec.Struct, frozen=True):
-    """Size in bytes and unsigned CRC-32 of a file's content."""
+    """Size in bytes and unsigned CRC-32 of a file's content (and, for a copy, the source's mtime it had)."""
 
     size: int
     crc32: int
+    mtime_ns: int | None = None
 
 
 class _Source(Protocol):
@@ -127,6 +128,7 @@ def local_size(path: Path) -> int:
                     f"the local copy's folder {path.parent} is gone: is local storage mounted? Assets wait; "
                     "nothing is lost (the originals are on the N-Drive)",
                     path=str(path.parent),
+                    confirm=True,
                 ) from exc
             raise DataError(f"the local copy {path} is gone; it must be copied from the N-Drive again") from exc
 
@@ -150,7 +152,8 @@ def check_writable(root: Path, *, probe_bytes: int = 1 << 20) -> None:
 
 
 def copy_with_crc(src: Path, dst: Path, *, chunk_size: int = DEFAULT_CHUNK_SIZE) -> CopyResult:
-    """Copy ``src`` (on the N-Drive) to ``dst`` (in local storage) atomically; return its size and CRC-32.
+    """Copy ``src`` (on the N-Drive) to ``dst`` (in local storage) atomically; return its size and CRC-32
+    (and the mtime ``src`` had while it was copied).
 
     The bytes go to ``<dst>.partial`` (parents created; a stray one from a crash is replaced), are fsynced and
     renamed to ``dst``; ``dst`` is then re-read and its size and CRC-32 compared. ``src`` is only read. On any
@@ -196,7 +199,7 @@ def _copy_to_partial(src: Path, partial: Path, chunk_size: int) -> CopyResult:
             target.flush()
             os.fsync(target.fileno())
         _check_source_unchanged(src, before, result)
-    return result
+    return msgspec.structs.replace(result, mtime_ns=before.st_mtime_ns)
 
 
 def _fresh(partial: Path) -> contextlib.AbstractContextManager[_WritableFile]:
@@ -251,7 +254,7 @@ def _verify(dst: Path, expected: CopyResult, chunk_size: int) -> None:
     with _local_errors(dst), dst.open("rb", buffering=0) as copy:
         _drop_cached_pages(copy.fileno())
         actual = _stream(copy, None, chunk_size)
-    if actual != expected:
+    if (actual.size, actual.crc32) != (expected.size, expected.crc32):
         raise CopyMismatch(
             f"the copy at {dst} reads back as {actual.size} bytes with CRC-32 {actual.crc32:08x}, "
             f"but {expected.size} bytes with CRC-32 {expected.crc32:08x} were written; the copy was removed",
@@ -315,6 +318,7 @@ def _local_errors(path: Path) -> Iterator[None]:
                 f"local storage at {where} is failing ({_why(exc)}); check the storage disk, the copies resume by "
                 "themselves once it works",
                 path=str(where),
+                confirm=True,  # one bad file is not yet a failing disk
             ) from exc
         blocker = _blocker(exc, path) if exc.errno in _IN_THE_WAY else None
         if blocker is not None:

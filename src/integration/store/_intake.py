@@ -271,53 +271,41 @@ class IntakeRepository:
 
     async def finish_relist(self, session: str, *, actor: str, outcome: str = "looked at again") -> None:
         """Record that the renamed folder of ``session`` was looked at again (see :meth:`finish_rename`)."""
-        now = self._clock()
-        await self._db.call(
-            lambda c: settle_intent(
-                c,
-                entity_kind=_KIND,
-                entity_id=session,
-                state="imported",
-                operation=_RELIST,
-                outcome=outcome,
-                actor=actor,
-                at=now,
-            )
-        )
+        await self._settle(session, _RELIST, state="imported", outcome=outcome, actor=actor)
 
     async def pending_relists(self) -> dict[str, str]:
         """Sessions whose renamed folder is still to be looked at again (a crash came first): path -> target."""
-
-        def query(connection: sqlite3.Connection) -> dict[str, str]:
-            rows = connection.execute(
-                "SELECT entity_id, detail FROM intents WHERE entity_kind = ? AND operation = ?", (_KIND, _RELIST)
-            ).fetchall()
-            return {str(path): str(target) for path, target in rows}
-
-        return await self._db.call(query)
+        return await self._open_of(_RELIST)
 
     async def abandon_rename(self, session: str, *, outcome: str, actor: str) -> None:
         """Close a rename intent that did not happen (the folder is still where it was)."""
+        await self._settle(session, _RENAME, state="open", outcome=outcome, actor=actor)
+
+    async def pending_renames(self) -> dict[str, str]:
+        """Sessions whose rename was started but not recorded: path -> target."""
+        return await self._open_of(_RENAME)
+
+    async def _settle(self, session: str, operation: str, *, state: str, outcome: str, actor: str) -> None:
         now = self._clock()
         await self._db.call(
             lambda c: settle_intent(
                 c,
                 entity_kind=_KIND,
                 entity_id=session,
-                state="open",
-                operation=_RENAME,
+                state=state,
+                operation=operation,
                 outcome=outcome,
                 actor=actor,
                 at=now,
             )
         )
 
-    async def pending_renames(self) -> dict[str, str]:
-        """Sessions whose rename was started but not recorded: path -> target."""
+    async def _open_of(self, operation: str) -> dict[str, str]:
+        """Sessions with an open ``operation`` intent: path -> its detail (the target folder)."""
 
         def query(connection: sqlite3.Connection) -> dict[str, str]:
             rows = connection.execute(
-                "SELECT entity_id, detail FROM intents WHERE entity_kind = ? AND operation = ?", (_KIND, _RENAME)
+                "SELECT entity_id, detail FROM intents WHERE entity_kind = ? AND operation = ?", (_KIND, operation)
             ).fetchall()
             return {str(path): str(target) for path, target in rows}
 

@@ -198,6 +198,20 @@ def _statuses(spec: int | range | tuple[int | range, ...]) -> frozenset[int]:
 _3XX = range(300, 400)
 _4XX = range(400, 500)
 _RETRYABLE = (408, 425, 429, range(500, 600))
+#: The operations on one asset (of one institution and collection), where ARS's data rights apply.
+_ASSET_OPERATIONS = (
+    "create_asset",
+    "update_asset",
+    "get_asset",
+    "get_status",
+    "open_share",
+    "upload_file",
+    "list_share",
+    "list_files",
+    "delete_file",
+    "delete_share",
+    "synchronize",
+)
 _O = Outcome
 
 #: The table. Order matters: the first row that matches decides.
@@ -259,12 +273,12 @@ RULES: tuple[Rule, ...] = (
     _row(_O.FORBIDDEN, status=403, code=NO_CODE, why="Jersey's @RolesAllowed (or a proxy) refused: a missing role"),
     _row(
         _O.GROUP,
-        ops=("create_asset", "update_asset"),
+        ops=_ASSET_OPERATIONS,
         status=(400, 403),
         code="FORBIDDEN",
         message="(FORBIDDEN)?",
         group="collection",
-        why="ARS's data rights are per collection: grant the client the write right for this asset's collection",
+        why="ARS's data rights are per collection: grant the client the rights for this asset's collection",
     ),
     _row(
         _O.FORBIDDEN,

@@ -83,6 +83,7 @@ def _map_httpx_errors(*, operation: str, guid: str | None = None) -> Iterator[No
             raise StorageUnavailable(
                 f"the local storage cannot be read ({exc.strerror or exc}) while uploading: check the disk",
                 path=str(exc.filename or ""),
+                confirm=True,
             ) from exc
         raise DataError(f"ARS {operation}: cannot read the local copy: {exc}", guid=guid) from exc
 
@@ -267,8 +268,10 @@ def _too_big(facts: _Facts) -> IntegrationError:
 def _never_fits(facts: _Facts) -> IntegrationError:
     answer = facts.answer
     return ArsRejected(
-        f"the asset needs a share of {answer.requested_mb} MB, but ARS's share disk holds {answer.total_mb} MB in "
-        "all (DISK_FULL): it can never be stored this way; the data manager must raise the share disk or split it",
+        f"the asset needs a share of {answer.requested_mb} MB (its files plus ars.allocation_headroom_*), but "
+        f"ARS's share disk holds {answer.total_mb} MB in all (DISK_FULL): it can never be stored this way; the "
+        "data manager must raise the share disk (or lower the headroom if the files alone fit), then "
+        "`integration retry` it",
         status_code=answer.status,
         error_message=answer.message,
         guid=facts.guid,
