@@ -54,4 +54,13 @@ async def test_status_reports_counts(nursery: trio.Nursery, tmp_path: Path, ars:
     report = collect_status(config)
     assert report.counts == {"synced": 2}
     assert report.attention == []
+    assert {actor.name for actor in report.actors} == {
+        "admin-requests",
+        "dispatcher",
+        "heartbeat-writer",
+        "lane-prober",
+        "ndrive-watcher",
+        "sync-poller",
+        "wake-timer",
+    }, "every actor is in the first heartbeat written"
     assert json.loads(msgspec.json.encode(report))["total"] == 2

@@ -212,6 +212,8 @@ async def _run(
             store=store, heartbeats=heartbeats, interval_s=config.daemon.heartbeat_s
         ),
     }
+    for name in actors:  # every actor is in the first heartbeat written, whichever starts first
+        heartbeats.beat(name)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_stop_when_the_store_ends, store)
         for name, actor in actors.items():
