@@ -192,13 +192,8 @@ class _Watcher:
                 session, outcome=f"unclear: both or neither of {session} and {target} exist", actor=ACTOR
             )
             await self.store.intake.record_rejection(
-                Rejection(
-                    session=session,
-                    name="(session folder)",
-                    guid=None,
-                    reason=f"an interrupted rename left both or neither of {session} and {target}: look at them",
-                    at=time.time(),
-                    kind="session",
+                _session_problem(
+                    session, f"an interrupted rename left both or neither of {session} and {target}: look at them"
                 )
             )
 
@@ -304,14 +299,10 @@ class _Watcher:
         # Not the digitiser's doing (a file the mount cannot read, a disk that refuses one copy): the folder is
         # tried again after a growing rest; the rejection is resolved once it is imported.
         await self.store.intake.record_rejection(
-            Rejection(
-                session=str(session),
-                name="(session folder)",
-                guid=None,
-                reason=f"this folder failed {failure.rounds} rounds in a row and is tried again now and then: "
+            _session_problem(
+                str(session),
+                f"this folder failed {failure.rounds} rounds in a row and is tried again now and then: "
                 f"{failure.problem}",
-                at=time.time(),
-                kind="session",
             )
         )
 
@@ -319,14 +310,11 @@ class _Watcher:
         """The renamed folder cannot be looked at again: the data manager is told; files in it wait there."""
         await self.store.intake.finish_relist(session, actor=ACTOR, outcome=f"given up: {problem}")
         await self.store.intake.record_rejection(
-            Rejection(
-                session=session,
+            _session_problem(
+                session,
+                f"{target} could not be looked at again for files that arrived during its rename ({problem}): "
+                "look there for files without a note and upload them again in a new session folder",
                 name="(renamed folder)",
-                guid=None,
-                reason=f"{target} could not be looked at again for files that arrived during its rename "
-                f"({problem}): look there for files without a note and upload them again in a new session folder",
-                at=time.time(),
-                kind="session",
             )
         )
 
@@ -351,6 +339,11 @@ class _Watcher:
             self.stats.late_changes += 1
             latest = relevant(await self.importer.blocking(snapshot_session, session, what="listing", path=session))
             self.pending[session] = _Pending(latest, now)
+
+
+def _session_problem(session: str, reason: str, *, name: str = "(session folder)") -> Rejection:
+    """A problem of a whole session folder, for the data manager (``integration status``)."""
+    return Rejection(session=session, name=name, guid=None, reason=reason, at=time.time(), kind="session")
 
 
 async def ndrive_health_probe(config: Config, limiter: trio.CapacityLimiter) -> None:
