@@ -192,7 +192,6 @@ async def _retry_one(guid: str, request: RetryRequest, *, store: Store, ars: Ars
                 "attempts": 0,
                 "crc_mismatches": 0,
                 "resyncs": 0,
-                "waiting_since": None,
                 "in_ars": target is not AssetState.INGESTED,
             },
             wake=wake_at,

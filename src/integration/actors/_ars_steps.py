@@ -132,7 +132,7 @@ async def _created(record: AssetRecord, deps: AssetDeps, reason: str) -> AssetRe
         expected=AssetState.INGESTED,
         reason=reason,
         actor=ACTOR,
-        updates={"in_ars": True, "attempts": 0, "waiting_since": None},
+        updates={"in_ars": True, "attempts": 0},  # the new state ends any wait (the store clears waiting_since)
         settle=(CREATE, reason),
     )
 

@@ -58,7 +58,7 @@ from integration.adapters.ndrive import (
 )
 from integration.config import Config
 from integration.domain import FileKind, FileRecord
-from integration.errors import InfrastructureError, NdriveUnavailable, StateConflict, TransientError
+from integration.errors import InfrastructureError, StateConflict, TransientError
 from integration.state_machines import NEEDS_HUMAN_STATES, AssetState
 from integration.store import Rejection, Store
 
@@ -415,10 +415,8 @@ class SessionImporter:
                 kind=kind,
             )
         )
-        try:
+        try:  # a failing mount (NdriveUnavailable, not a TransientError) goes up: the lane may pause
             await self.blocking(write_error_note, where, rejection, what="writing a note in", path=where)
-        except NdriveUnavailable:
-            raise
         except TransientError as exc:
             log.warning("note_not_written", name=rejection.name, error=str(exc))
         if new:
@@ -453,10 +451,8 @@ class SessionImporter:
                 session=str(session), name="(session folder)", guid=None, reason=problem, at=time.time(), kind="session"
             )
         )
-        try:
+        try:  # a failing mount goes up, as in reject()
             await self.blocking(write_session_note, session, problem, what="writing a note in", path=session)
-        except NdriveUnavailable:
-            raise
         except TransientError as exc:
             log.warning("note_not_written", name="(session folder)", error=str(exc))
         if new:
@@ -469,10 +465,8 @@ class SessionImporter:
         """Rename ``session`` to ``imported_…``: target persisted first, rename, then recorded."""
         target = await self.blocking(plan_imported_name, session, what="naming", path=session)
         await self.store.intake.start_rename(str(session), str(target), actor=ACTOR)
-        try:
+        try:  # a failing mount goes up with the intent open; the watcher settles it once the N-Drive answers
             await self.blocking(rename_session, session, target, what="renaming", path=session)
-        except NdriveUnavailable:
-            raise  # the intent stays; the watcher settles it once the N-Drive answers again
         except TransientError as exc:
             await self.store.intake.abandon_rename(str(session), outcome=f"not renamed: {exc}", actor=ACTOR)
             log.info("session_rename_failed", error=str(exc))

@@ -231,7 +231,7 @@ class AssetRepository:
                 reason=reason,
                 actor=actor,
                 now=now,
-                columns={"attempts": 0, "crc_mismatches": 0, "resyncs": 0, "waiting_since": None},
+                columns={"attempts": 0, "crc_mismatches": 0, "resyncs": 0},
                 wake=None,
             )
             _resolve_rejections(connection, asset.guid, asset.session, now)
