@@ -175,11 +175,11 @@ class HttpInfo(msgspec.Struct, frozen=True):
         return None if self.remaining_storage_mb is None else int(self.remaining_storage_mb)
 
 
-class Reply(msgspec.Struct, frozen=True):
+class Reply(HttpInfo, frozen=True):
     """Any JSON object ARS or the file proxy answers (lenient).
 
     An error envelope (``errorCode``/``errorMessage``), an asset carrying ``httpInfo``, a file-proxy share
-    answer (an HttpInfo itself, so its fields are at the top level), or an upload result.
+    answer (an HttpInfo itself: its fields, inherited here, are at the top level), or an upload result.
     """
 
     error_code: str | None = msgspec.field(default=None, name="errorCode")
@@ -187,28 +187,13 @@ class Reply(msgspec.Struct, frozen=True):
     http_info: HttpInfo | None = msgspec.field(default=None, name="httpInfo")
     expected_crc: int | None = None
     actual_crc: int | None = None
-    path: str | None = None
-    allocated_storage_mb: float | None = None
-    remaining_storage_mb: float | None = None
-    total_storage_mb: float | None = None
-    http_allocation_status: str | None = None
-    allocation_status_text: str | None = None
 
     @property
     def share(self) -> HttpInfo | None:
         """The allocation part: ``httpInfo`` of an asset answer, or the answer itself for a share answer."""
         if self.http_info is not None:
             return self.http_info
-        if self.http_allocation_status is None:
-            return None
-        return HttpInfo(
-            path=self.path,
-            allocated_storage_mb=self.allocated_storage_mb,
-            remaining_storage_mb=self.remaining_storage_mb,
-            total_storage_mb=self.total_storage_mb,
-            http_allocation_status=self.http_allocation_status,
-            allocation_status_text=self.allocation_status_text,
-        )
+        return self if self.http_allocation_status is not None else None
 
     @property
     def allocation_status(self) -> str | None:
