@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import random
+from typing import Any
 
 import structlog
 
@@ -208,13 +209,7 @@ async def _wait(guid: str, deps: AssetDeps, exc: AssetWaits) -> None:
     retry = deps.config.retry
     delay = exc.retry_after_s or min(retry.max_s * 10, max(retry.initial_s, (now - since) / 2))
     log.info("asset_waits", reason=str(exc), retry_in_s=round(delay, 2))
-    await deps.store.assets.update(
-        guid,
-        expected=record.state,
-        waiting_since=since,
-        wake=Wake(kind="dispatch", due=now + delay, reason=f"waits: {exc}"),
-    )
-    deps.wake_timer()
+    await _again_in(record, deps, delay, f"waits: {exc}", waiting_since=since)
 
 
 async def _crc_mismatch(guid: str, deps: AssetDeps, exc: ArsCrcMismatch) -> None:
@@ -228,13 +223,7 @@ async def _crc_mismatch(guid: str, deps: AssetDeps, exc: ArsCrcMismatch) -> None
         return
     delay = _backoff(deps, count)
     log.warning("ars_crc_mismatch", count=count, limit=limit, retry_in_s=round(delay, 2))
-    await deps.store.assets.update(
-        guid,
-        expected=record.state,
-        crc_mismatches=count,
-        wake=Wake(kind="dispatch", due=deps.clock() + delay, reason=f"CRC-32 mismatch {count}/{limit}: {exc}"),
-    )
-    deps.wake_timer()
+    await _again_in(record, deps, delay, f"CRC-32 mismatch {count}/{limit}: {exc}", crc_mismatches=count)
 
 
 async def _retry_later(guid: str, deps: AssetDeps, reason: str, *, at_least_s: float = 0.0) -> None:
@@ -248,11 +237,16 @@ async def _retry_later(guid: str, deps: AssetDeps, reason: str, *, at_least_s: f
         return
     delay = max(at_least_s, _backoff(deps, attempts))
     log.warning("asset_retry_scheduled", attempt=attempts, delay_s=round(delay, 2), reason=reason)
+    await _again_in(record, deps, delay, f"retry {attempts}: {reason}", attempts=attempts)
+
+
+async def _again_in(record: AssetRecord, deps: AssetDeps, delay: float, why: str, **columns: Any) -> None:
+    """Hand the asset to its actor again in ``delay`` s (a dispatch wake-up), setting ``columns`` with it."""
     await deps.store.assets.update(
-        guid,
+        record.guid,
         expected=record.state,
-        attempts=attempts,
-        wake=Wake(kind="dispatch", due=deps.clock() + delay, reason=f"retry {attempts}: {reason}"),
+        wake=Wake(kind="dispatch", due=deps.clock() + delay, reason=why),
+        **columns,
     )
     deps.wake_timer()
 
