@@ -113,6 +113,38 @@ def _insert_files(connection: sqlite3.Connection, guid: str, files: Iterable[tup
     )
 
 
+def _open(
+    connection: sqlite3.Connection, guid: str, state: str, operation: str, *, actor: str, at: float, detail: str = ""
+) -> None:
+    """Open the asset's ``operation`` intent (see :func:`~integration.store._core.open_intent`)."""
+    open_intent(
+        connection,
+        entity_kind=_KIND,
+        entity_id=guid,
+        state=state,
+        operation=operation,
+        actor=actor,
+        at=at,
+        detail=detail,
+    )
+
+
+def _settle(
+    connection: sqlite3.Connection, guid: str, state: str, operation: str, outcome: str, *, actor: str, at: float
+) -> bool:
+    """Close the asset's ``operation`` intent with ``outcome`` (see :func:`~integration.store._core.settle_intent`)."""
+    return settle_intent(
+        connection,
+        entity_kind=_KIND,
+        entity_id=guid,
+        state=state,
+        operation=operation,
+        outcome=outcome,
+        actor=actor,
+        at=at,
+    )
+
+
 def _set_uploaded(connection: sqlite3.Connection, guid: str, names: list[str]) -> None:
     connection.execute("UPDATE files SET uploaded = 0 WHERE guid = ?", (guid,))
     connection.executemany("UPDATE files SET uploaded = 1 WHERE guid = ? AND name = ?", [(guid, n) for n in names])
@@ -236,12 +268,11 @@ class AssetRepository:
             )
             _resolve_rejections(connection, asset.guid, asset.session, now)
             for operation in intents:
-                open_intent(
+                _open(
                     connection,
-                    entity_kind=_KIND,
-                    entity_id=asset.guid,
-                    state=moved.state.value,
-                    operation=operation,
+                    asset.guid,
+                    moved.state.value,
+                    operation,
                     actor=actor,
                     at=now,
                     detail="the corrected delivery replaces what ARS holds",
@@ -282,30 +313,13 @@ class AssetRepository:
                 _set_uploaded(connection, guid, held)
             if settle is not None:
                 operation, outcome = settle
-                settle_intent(
-                    connection,
-                    entity_kind=_KIND,
-                    entity_id=guid,
-                    state=current.state.value,
-                    operation=operation,
-                    outcome=outcome,
-                    actor=actor,
-                    at=now,
-                )
+                _settle(connection, guid, current.state.value, operation, outcome, actor=actor, at=now)
             moved = _transition(
                 connection, current, trigger, reason=reason, actor=actor, now=now, columns=updates or {}, wake=wake
             )
             if then_open is None:
                 return moved
-            open_intent(
-                connection,
-                entity_kind=_KIND,
-                entity_id=guid,
-                state=moved.state.value,
-                operation=then_open,
-                actor=actor,
-                at=now,
-            )
+            _open(connection, guid, moved.state.value, then_open, actor=actor, at=now)
             return _current(connection, guid, None)
 
         return await self._db.call(move)
@@ -342,16 +356,7 @@ class AssetRepository:
 
         def start(connection: sqlite3.Connection) -> AssetRecord:
             current = _current(connection, guid, expected)
-            open_intent(
-                connection,
-                entity_kind=_KIND,
-                entity_id=guid,
-                state=current.state.value,
-                operation=operation,
-                actor=actor,
-                at=now,
-                detail=detail,
-            )
+            _open(connection, guid, current.state.value, operation, actor=actor, at=now, detail=detail)
             return _current(connection, guid, None)
 
         return await self._db.call(start)
@@ -362,16 +367,7 @@ class AssetRepository:
 
         def settle(connection: sqlite3.Connection) -> bool:
             current = _current(connection, guid, None)
-            return settle_intent(
-                connection,
-                entity_kind=_KIND,
-                entity_id=guid,
-                state=current.state.value,
-                operation=operation,
-                outcome=outcome,
-                actor=actor,
-                at=now,
-            )
+            return _settle(connection, guid, current.state.value, operation, outcome, actor=actor, at=now)
 
         return await self._db.call(settle)
 
