@@ -21,6 +21,7 @@ ALLOWED: dict[str, set[str]] = {
     "store": {"errors", "domain", "state_machines"},
     "adapters": {"errors", "domain", "config"},
     "emulators": {"errors"},
+    "hpc_client": {"errors", "domain"},
     "actors": {"errors", "domain", "state_machines", "config", "store", "adapters"},
     "status": {"errors", "state_machines", "store", "config", "adapters"},
     "demo": {
@@ -35,7 +36,18 @@ ALLOWED: dict[str, set[str]] = {
         "log_setup",
         "status",
     },
-    "cli": {"errors", "config", "log_setup", "actors", "adapters", "store", "status", "demo", "emulators"},
+    "cli": {
+        "errors",
+        "config",
+        "log_setup",
+        "actors",
+        "adapters",
+        "store",
+        "status",
+        "demo",
+        "emulators",
+        "hpc_client",
+    },
     "__main__": {"cli"},
     "__init__": set(),
 }

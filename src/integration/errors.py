@@ -12,7 +12,8 @@ caller does, before the kind of error does::
     ├── TransientError           ASSET  retry this one call/asset with capped exponential back-off and jitter
     │   ├── ArsTransientError        5xx, 429, timeouts, connection reset (retried inside the ARS adapter)
     │   ├── ArsCrcMismatch           507: ARS computed another CRC-32; retried with back-off before quarantine
-    │   └── AssetWaits               this asset must wait (ARS de-dup block, too big for the free space)
+    │   ├── AssetWaits               this asset must wait (ARS de-dup block, too big for the free space)
+    │   └── DownloadFailed           a node could not fetch a file from its share link, or its CRC-32 differed
     ├── InfrastructureError      SITE   a lane is down: pause it, resume by itself when the cause is gone
     │   ├── ArsUnavailable           ARS (or Keycloak) unreachable after the retry budget
     │   ├── ArsDiskFull              DISK_FULL with no room left for anyone
@@ -26,7 +27,8 @@ caller does, before the kind of error does::
     ├── PermanentError           ASSET  needs a human; retrying cannot help
     │   ├── DataError                bad input: the asset is quarantined with a plain reason
     │   │   ├── InvalidGuid
-    │   │   └── MetadataError
+    │   │   ├── MetadataError
+    │   │   └── ImageUnreadable          an image module cannot decode the file (truncated, empty, too large)
     │   └── ArsRejected              ARS refused a request about this asset's own data (4xx)
     │       ├── ArsConflict              "already exists" / "already being processed" / "already checked out"
     │       └── ArsShareClosed           the asset has no open share (upload, synchronize): open one first
@@ -59,9 +61,11 @@ __all__ = [
     "ConflictKind",
     "DaemonRunning",
     "DataError",
+    "DownloadFailed",
     "GroupHeld",
     "GroupKind",
     "IllegalTransition",
+    "ImageUnreadable",
     "InfrastructureError",
     "IntegrationError",
     "InvalidGuid",
@@ -158,6 +162,10 @@ class AssetWaits(TransientError):
     DISK_FULL while it has room for smaller assets. ``retry_after_s`` says how long at least; the wait does
     not count against the asset's retry budget.
     """
+
+
+class DownloadFailed(TransientError):
+    """A job could not fetch its file from the share link, or the bytes' CRC-32 differ from the expected one."""
 
 
 class InfrastructureError(IntegrationError):
@@ -318,6 +326,14 @@ class InvalidGuid(DataError):
 
 class MetadataError(DataError):
     """A metadata JSON cannot be decoded or lacks required fields."""
+
+
+class ImageUnreadable(DataError):
+    """An image module cannot decode the file: truncated, empty, corrupt raw, or more pixels than allowed."""
+
+    def __init__(self, message: str, *, path: str, guid: str | None = None) -> None:
+        super().__init__(message, guid=guid)
+        self.path = path
 
 
 class ArsRejected(PermanentError):

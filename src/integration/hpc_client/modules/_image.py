@@ -1,0 +1,178 @@
+"""Read an image file once, the way every image module needs it: upright, 8-bit, with its resolution.
+
+What this handles (and turns into :class:`ImageUnreadable` when it cannot):
+
+* EXIF orientation: the pixels are rotated as the camera meant, so a sheet stored sideways is read upright;
+* 16-bit TIFF (greyscale or RGB, which Pillow cannot load) through tifffile, scaled to 8 bits;
+* multi-page TIFF: the first page is the image, the others are reported in ``notes``;
+* raw camera files (DNG, CR2/CR3, RAF, NEF, ARW, ...) through rawpy, demosaiced once, never held twice;
+* palette, CMYK, LA/RGBA and 1-bit images: converted to RGB or L;
+* the pixel limit: Pillow's decompression-bomb guard is replaced by an explicit, configurable limit, checked on
+  the header before any pixel is decoded (a 300 MP file is refused without allocating 900 MB).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from integration.errors import ImageUnreadable
+
+__all__ = ["DEFAULT_MAX_MEGAPIXELS", "RAW_SUFFIXES", "LoadedImage", "load_image", "resolution_of"]
+
+#: Herbarium scans reach 100-200 MP; anything larger is refused unless the settings allow it.
+DEFAULT_MAX_MEGAPIXELS = 250.0
+RAW_SUFFIXES = frozenset({".dng", ".cr2", ".cr3", ".raf", ".nef", ".arw", ".orf", ".rw2", ".pef", ".srw", ".3fr"})
+_TIFF_SUFFIXES = frozenset({".tif", ".tiff"})
+#: A resolution tag is believed only inside this range, and only if the page it implies is not absurdly large.
+_PLAUSIBLE_PPI = (100.0, 4800.0)
+_MAX_PAGE_INCHES = 60.0
+
+# Our own limit (checked on the header) replaces Pillow's guard, which would warn at 89 MP and fail at 179 MP.
+Image.MAX_IMAGE_PIXELS = None
+
+
+@dataclass(frozen=True)
+class LoadedImage:
+    """The upright 8-bit pixels of one file (``RGB`` or ``L``) and what was learnt while reading it."""
+
+    image: Image.Image
+    path: Path
+    source_format: str
+    dpi: float | None  # the file's own resolution tag, if any (not judged here; see resolution_of)
+    pages: int = 1
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.image.size
+
+    def grey(self) -> np.ndarray:
+        """The image as a 2-D uint8 array (a view when it is greyscale already)."""
+        return np.asarray(self.image if self.image.mode == "L" else self.image.convert("L"))
+
+
+def load_image(path: Path, *, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> LoadedImage:
+    """Read ``path`` as an upright ``RGB``/``L`` image; raises :class:`ImageUnreadable` with a plain reason."""
+    if not path.is_file():
+        raise ImageUnreadable(f"{path} does not exist or is not a file", path=str(path))
+    if path.suffix.lower() in RAW_SUFFIXES:
+        return _load_raw(path, max_megapixels)
+    try:
+        with Image.open(path) as opened:
+            _check_pixels(path, opened.size, max_megapixels)
+            pages = getattr(opened, "n_frames", 1)
+            dpi = _dpi_tag(opened.info.get("dpi"))
+            source_format = opened.format or path.suffix.lstrip(".").upper()
+            if _needs_tifffile(opened):
+                image = _tiff_first_page_8bit(path)
+            else:
+                opened.seek(0)
+                opened.load()
+                image = _upright(opened)
+    except ImageUnreadable:
+        raise
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageUnreadable(f"{path.name} cannot be decoded: {exc}", path=str(path)) from exc
+    notes = (f"multi-page TIFF with {pages} pages: the first page was used",) if pages > 1 else ()
+    return LoadedImage(image=_eight_bit(image, path), path=path, source_format=source_format, dpi=dpi,
+                       pages=pages, notes=notes)  # fmt: skip
+
+
+def resolution_of(loaded: LoadedImage, *, configured_ppi: float) -> tuple[float, Literal["file", "configured"]]:
+    """The image's pixels per inch: its own tag when plausible, else the configured sensor resolution."""
+    dpi = loaded.dpi
+    if dpi is not None and _PLAUSIBLE_PPI[0] <= dpi <= _PLAUSIBLE_PPI[1] and max(loaded.size) / dpi <= _MAX_PAGE_INCHES:
+        return dpi, "file"
+    return configured_ppi, "configured"
+
+
+def _check_pixels(path: Path, size: tuple[int, int], max_megapixels: float) -> None:
+    width, height = size
+    if width <= 0 or height <= 0:
+        raise ImageUnreadable(f"{path.name} has no pixels ({width}x{height})", path=str(path))
+    if width * height > max_megapixels * 1e6:
+        raise ImageUnreadable(
+            f"{path.name} has {width * height / 1e6:.0f} MP ({width}x{height}), more than the {max_megapixels:.0f} MP "
+            "allowed (setting max_megapixels)",
+            path=str(path),
+        )
+
+
+def _dpi_tag(value: object) -> float | None:
+    if isinstance(value, tuple) and value and isinstance(value[0], int | float) and value[0] > 0:
+        return float(value[0])
+    return None
+
+
+def _needs_tifffile(opened: Image.Image) -> bool:
+    """Pillow cannot give 8-bit pixels of 16-bit RGB TIFFs (and reads 16-bit grey in a mode we must rescale)."""
+    return opened.format == "TIFF" and (
+        opened.mode.startswith("I;16") or opened.mode in ("I", "F") or _is_16bit_rgb(opened)
+    )
+
+
+def _is_16bit_rgb(opened: Image.Image) -> bool:
+    bits = opened.tag_v2.get(258) if hasattr(opened, "tag_v2") else None  # BitsPerSample
+    return isinstance(bits, tuple) and len(bits) >= 3 and max(bits) > 8
+
+
+def _tiff_first_page_8bit(path: Path) -> Image.Image:
+    import tifffile
+
+    try:
+        pixels = tifffile.imread(path, key=0)
+    except Exception as exc:  # tifffile raises plain Exceptions of many kinds on broken files
+        raise ImageUnreadable(f"{path.name} cannot be decoded as TIFF: {exc}", path=str(path)) from exc
+    array = np.asarray(pixels)
+    if array.dtype != np.uint8:
+        top = float(array.max()) or 1.0
+        scale = 255.0 / (65535.0 if array.dtype == np.uint16 and top > 4095 else top)
+        array = np.clip(array.astype(np.float32) * scale, 0, 255).astype(np.uint8)
+    if array.ndim == 3 and array.shape[2] >= 3:
+        return Image.fromarray(np.ascontiguousarray(array[:, :, :3]), mode="RGB")
+    if array.ndim == 2:
+        return Image.fromarray(array, mode="L")
+    raise ImageUnreadable(f"{path.name} has an unsupported TIFF layout {array.shape}", path=str(path))
+
+
+def _upright(opened: Image.Image) -> Image.Image:
+    """Apply the EXIF orientation (a no-op copy-free return when there is none)."""
+    return ImageOps.exif_transpose(opened) or opened
+
+
+def _eight_bit(image: Image.Image, path: Path) -> Image.Image:
+    """``RGB`` or ``L``: palettes, CMYK, alpha and 1-bit pictures converted; alpha flattened onto white."""
+    if image.mode in ("RGB", "L"):
+        return image
+    if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    if image.mode in ("1", "I", "F", "I;16", "I;16B", "I;16L"):
+        return image.convert("L")
+    try:
+        return image.convert("RGB")
+    except (ValueError, OSError) as exc:
+        raise ImageUnreadable(f"{path.name}: cannot convert mode {image.mode} to RGB: {exc}", path=str(path)) from exc
+
+
+def _load_raw(path: Path, max_megapixels: float) -> LoadedImage:
+    """Demosaic a raw camera file once into 8-bit RGB (camera white balance, no auto-brightening)."""
+    import rawpy
+
+    try:
+        with rawpy.imread(str(path)) as raw:
+            sizes = raw.sizes
+            _check_pixels(path, (int(sizes.width), int(sizes.height)), max_megapixels)
+            rgb = raw.postprocess(use_camera_wb=True, no_auto_bright=True, output_bps=8)
+    except ImageUnreadable:
+        raise
+    except (rawpy.LibRawError, OSError, ValueError) as exc:
+        raise ImageUnreadable(f"{path.name} is not a readable raw file: {exc}", path=str(path)) from exc
+    image = Image.fromarray(rgb, mode="RGB")  # shares the demosaiced buffer; no second copy
+    return LoadedImage(image=image, path=path, source_format=path.suffix.lstrip(".").upper(), dpi=None)
