@@ -28,7 +28,8 @@ caller does, before the kind of error does::
     │   ├── DataError                bad input: the asset is quarantined with a plain reason
     │   │   ├── InvalidGuid
     │   │   ├── MetadataError
-    │   │   └── ImageUnreadable          an image module cannot decode the file (truncated, empty, too large)
+    │   │   ├── ImageUnreadable          an image module cannot decode the file (truncated, empty, too large)
+    │   │   └── DownloadRefused          the share refuses the file (4xx): the link is wrong or the share closed
     │   └── ArsRejected              ARS refused a request about this asset's own data (4xx)
     │       ├── ArsConflict              "already exists" / "already being processed" / "already checked out"
     │       └── ArsShareClosed           the asset has no open share (upload, synchronize): open one first
@@ -62,6 +63,7 @@ __all__ = [
     "DaemonRunning",
     "DataError",
     "DownloadFailed",
+    "DownloadRefused",
     "GroupHeld",
     "GroupKind",
     "IllegalTransition",
@@ -334,6 +336,15 @@ class ImageUnreadable(DataError):
     def __init__(self, message: str, *, path: str, guid: str | None = None) -> None:
         super().__init__(message, guid=guid)
         self.path = path
+
+
+class DownloadRefused(DataError):
+    """The share answered a download with a 4xx (other than 408/429): retrying the same link cannot help."""
+
+    def __init__(self, message: str, *, status_code: int, url: str) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.url = url
 
 
 class ArsRejected(PermanentError):

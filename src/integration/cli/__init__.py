@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from integration.cli._common import load_or_exit
+from integration.cli._hpc import hpc_app
 from integration.cli._operator import ack, retry
 from integration.cli._run import run
 from integration.cli._status import status
@@ -30,6 +31,7 @@ app.command("run")(run)
 app.command("status")(status)
 app.command("retry")(retry)
 app.command("ack")(ack)
+app.add_typer(hpc_app)
 
 
 @app.command("check-config")

@@ -17,7 +17,7 @@ import barcode
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-__all__ = ["COLLECTORS", "LOCALITIES", "code128_modules", "render_sheet"]
+__all__ = ["COLLECTORS", "LOCALITIES", "code128_modules", "content_box", "render_sheet"]
 
 COLLECTORS: tuple[str, ...] = (
     "J. Lange",
@@ -257,3 +257,18 @@ def render_sheet(
     _draw_barcode_sticker(image, barcode)
     _draw_label(image, institution, taxon, rng)
     return image
+
+
+def content_box(sheet: Image.Image, *, width: int, height: int, rng_state: object) -> tuple[int, int, int, int]:
+    """The box (left, top, right, bottom) of everything drawn on the paper of ``sheet``: plant, colour chart and
+    scale bar, barcode sticker, label. ``rng_state`` is ``rng.getstate()`` from before ``sheet`` was rendered.
+
+    The paper alone is rendered again from the same random state and compared pixel by pixel, so the box is
+    exact: it is the ground truth the cropping module is measured against.
+    """
+    rng = random.Random()
+    rng.setstate(rng_state)  # type: ignore[arg-type]
+    paper = np.asarray(_paper(width, height, rng), dtype=np.int16)
+    drawn = np.abs(np.asarray(sheet, dtype=np.int16) - paper).max(axis=2) > 0
+    rows, cols = np.flatnonzero(drawn.any(axis=1)), np.flatnonzero(drawn.any(axis=0))
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1

@@ -1,0 +1,113 @@
+"""The asset loader's download: a file from its share link, streamed to disk with a CRC-32 check.
+
+The file grows under ``<name>.partial``; an interrupted download resumes where it stopped when the server honours
+``Range`` (206 with the right ``Content-Range``), and starts again otherwise. Only a file whose CRC-32 (and size,
+when known) match is renamed to its final name: a node never works on a wrong or truncated copy.
+"""
+
+from __future__ import annotations
+
+import time
+import zlib
+from pathlib import Path
+
+import httpx
+import msgspec
+
+from integration.errors import DownloadFailed, DownloadRefused
+
+__all__ = ["Download", "download"]
+
+_CHUNK = 1 << 20
+
+
+class Download(msgspec.Struct, frozen=True, kw_only=True):
+    path: str
+    size_bytes: int
+    crc32: int
+    resumed_from: int  # bytes already on disk that the last attempt kept (0: from the start)
+    attempts: int
+    seconds: float
+
+
+def download(
+    url: str,
+    destination: Path,
+    *,
+    expected_crc32: int,
+    expected_size: int | None = None,
+    headers: dict[str, str] | None = None,
+    attempts: int = 3,
+    timeout_s: float = 60.0,
+    backoff_s: float = 1.0,
+    client: httpx.Client | None = None,
+) -> Download:
+    """Fetch ``url`` into ``destination``; raises :class:`DownloadFailed` (retry later) or
+    :class:`DownloadRefused` (a 4xx: the link itself is wrong)."""
+    started = time.perf_counter()
+    partial = destination.with_name(destination.name + ".partial")
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    owns_client = client is None
+    http = client or httpx.Client(timeout=timeout_s, follow_redirects=True)
+    last_error: Exception | None = None
+    try:
+        for attempt in range(1, attempts + 1):
+            try:
+                kept = _fetch(http, url, partial, headers or {})
+            except (httpx.HTTPError, OSError, _ServerError) as exc:
+                last_error = exc
+                if attempt < attempts:
+                    time.sleep(backoff_s * 2 ** (attempt - 1))
+                continue
+            size, crc = _size_and_crc(partial)
+            if crc != expected_crc32 or (expected_size is not None and size != expected_size):
+                partial.unlink(missing_ok=True)
+                last_error = DownloadFailed(
+                    f"{url}: got {size} bytes with CRC-32 {crc}, expected "
+                    f"{expected_size if expected_size is not None else '?'} bytes with CRC-32 {expected_crc32}"
+                )
+                continue
+            partial.replace(destination)
+            return Download(path=str(destination), size_bytes=size, crc32=crc, resumed_from=kept,
+                            attempts=attempt, seconds=round(time.perf_counter() - started, 3))  # fmt: skip
+    finally:
+        if owns_client:
+            http.close()
+    if isinstance(last_error, DownloadFailed):
+        raise last_error
+    raise DownloadFailed(f"{url}: download failed after {attempts} attempt(s): {last_error}") from last_error
+
+
+class _ServerError(Exception):
+    pass
+
+
+def _fetch(http: httpx.Client, url: str, partial: Path, headers: dict[str, str]) -> int:
+    """Stream ``url`` into ``partial``, resuming if the server agrees; returns the bytes that were kept."""
+    have = partial.stat().st_size if partial.exists() else 0
+    request_headers = dict(headers)
+    if have:
+        request_headers["Range"] = f"bytes={have}-"
+    with http.stream("GET", url, headers=request_headers) as response:
+        if response.status_code == 416 and have:  # our partial is complete or longer than the file: start again
+            partial.unlink()
+            raise _ServerError("range not satisfiable; starting again")
+        if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
+            raise DownloadRefused(f"{url}: HTTP {response.status_code}", status_code=response.status_code, url=url)
+        if response.status_code >= 400:
+            raise _ServerError(f"HTTP {response.status_code}")
+        resumed = response.status_code == 206 and response.headers.get("content-range", "").startswith(f"bytes {have}-")
+        kept = have if resumed else 0
+        with partial.open("ab" if resumed else "wb") as handle:
+            for chunk in response.iter_bytes(_CHUNK):
+                handle.write(chunk)
+    return kept
+
+
+def _size_and_crc(path: Path) -> tuple[int, int]:
+    crc, size = 0, 0
+    with path.open("rb") as handle:
+        while chunk := handle.read(_CHUNK):
+            crc = zlib.crc32(chunk, crc)
+            size += len(chunk)
+    return size, crc & 0xFFFFFFFF
