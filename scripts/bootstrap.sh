@@ -7,6 +7,11 @@ profile="${1:-runtime}"
 VENV="${VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
 APT_PACKAGES=(libzbar0 fonts-dejavu-core)
+# The image modules (`integration hpc ...`, tested by `make test`) read labels with tesseract in our labels'
+# languages: the eng model alone misses Danish letters such as "ø".
+if [ "$profile" = "test" ]; then
+    APT_PACKAGES+=(tesseract-ocr tesseract-ocr-eng tesseract-ocr-dan tesseract-ocr-deu tesseract-ocr-fra tesseract-ocr-lat)
+fi
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

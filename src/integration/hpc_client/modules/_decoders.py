@@ -49,7 +49,7 @@ class Box:
     def padded(self) -> Box:
         """A linear code's box is often one scan line; give it some height so two reads of it overlap."""
         width, height = self.right - self.left, self.bottom - self.top
-        grow_y = max(0, (width // 3 - height) // 2)
+        grow_y = max(0, (width // 5 - height) // 2)
         grow_x = max(2, width // 20)
         return Box(self.left - grow_x, self.top - grow_y, self.right + grow_x, self.bottom + grow_y)
 

@@ -13,12 +13,14 @@ What this handles (and turns into :class:`ImageUnreadable` when it cannot):
 
 from __future__ import annotations
 
+import numbers
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
 
 from integration.errors import ImageUnreadable
 
@@ -62,25 +64,28 @@ def load_image(path: Path, *, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) ->
         raise ImageUnreadable(f"{path} does not exist or is not a file", path=str(path))
     if path.suffix.lower() in RAW_SUFFIXES:
         return _load_raw(path, max_megapixels)
-    try:
-        with Image.open(path) as opened:
-            _check_pixels(path, opened.size, max_megapixels)
-            pages = getattr(opened, "n_frames", 1)
-            dpi = _dpi_tag(opened.info.get("dpi"))
-            source_format = opened.format or path.suffix.lstrip(".").upper()
-            if _needs_tifffile(opened):
-                image = _tiff_first_page_8bit(path)
-            else:
-                opened.seek(0)
-                opened.load()
-                image = _upright(opened)
-    except ImageUnreadable:
-        raise
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageUnreadable(f"{path.name} cannot be decoded: {exc}", path=str(path)) from exc
-    notes = (f"multi-page TIFF with {pages} pages: the first page was used",) if pages > 1 else ()
-    return LoadedImage(image=_eight_bit(image, path), path=path, source_format=source_format, dpi=dpi,
-                       pages=pages, notes=notes)  # fmt: skip
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")  # Pillow warns about corrupt EXIF and the like: notes, not crashes
+        try:
+            with Image.open(path) as opened:
+                _check_pixels(path, opened.size, max_megapixels)
+                pages = getattr(opened, "n_frames", 1)
+                dpi = _dpi_tag(opened.info.get("dpi"))
+                source_format = opened.format or path.suffix.lstrip(".").upper()
+                if _needs_tifffile(opened):
+                    image = _tiff_first_page_8bit(path)
+                else:
+                    opened.seek(0)
+                    opened.load()
+                    image = _eight_bit(_upright(opened), path)
+        except ImageUnreadable:
+            raise
+        except Exception as exc:  # a decoder fed hostile bytes raises anything (struct.error, IndexError, ...)
+            raise ImageUnreadable(f"{path.name} cannot be decoded: {exc}", path=str(path)) from exc
+    notes = tuple(f"decoder warning: {warning.message}" for warning in caught)
+    if pages > 1:
+        notes += (f"multi-page TIFF with {pages} pages: the first page was used",)
+    return LoadedImage(image=image, path=path, source_format=source_format, dpi=dpi, pages=pages, notes=notes)
 
 
 def resolution_of(loaded: LoadedImage, *, configured_ppi: float) -> tuple[float, Literal["file", "configured"]]:
@@ -104,7 +109,8 @@ def _check_pixels(path: Path, size: tuple[int, int], max_megapixels: float) -> N
 
 
 def _dpi_tag(value: object) -> float | None:
-    if isinstance(value, tuple) and value and isinstance(value[0], int | float) and value[0] > 0:
+    """Pillow's ``dpi`` info: a pair of numbers (TIFF gives IFDRational, JPEG/PNG floats or ints)."""
+    if isinstance(value, tuple) and value and isinstance(value[0], numbers.Real) and float(value[0]) > 0:
         return float(value[0])
     return None
 
@@ -172,7 +178,7 @@ def _load_raw(path: Path, max_megapixels: float) -> LoadedImage:
             rgb = raw.postprocess(use_camera_wb=True, no_auto_bright=True, output_bps=8)
     except ImageUnreadable:
         raise
-    except (rawpy.LibRawError, OSError, ValueError) as exc:
+    except Exception as exc:  # LibRaw's own errors, and whatever hostile bytes provoke
         raise ImageUnreadable(f"{path.name} is not a readable raw file: {exc}", path=str(path)) from exc
     image = Image.fromarray(rgb, mode="RGB")  # shares the demosaiced buffer; no second copy
     return LoadedImage(image=image, path=path, source_format=path.suffix.lstrip(".").upper(), dpi=None)

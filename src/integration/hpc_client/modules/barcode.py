@@ -218,41 +218,66 @@ def _check_digit_ok(read: Read) -> bool:
 def _resolve(
     reads: list[tuple[Read, Pass]], rules: RuleTable, institution: str | None
 ) -> tuple[list[CodeRead], list[Conflict]]:
-    """Group reads by place: one value per place is a code; several values at one place are a conflict."""
+    """Reads at one place are one symbol, unless every value there is confirmed by the readers that saw the
+    others (two codes printed close together); values that readers dispute are a conflict, never a code."""
+    codes: list[CodeRead] = []
+    conflicts: list[Conflict] = []
+    for group in _group_by_place(reads):
+        disputed = _disputed_values(group)
+        if disputed:
+            in_dispute = [read for read, _ in group if read.value in disputed]
+            decoders = tuple(sorted({read.decoder for read in in_dispute}))
+            conflicts.append(Conflict(box=_tuple(in_dispute[0].box), values=tuple(sorted(disputed)), decoders=decoders))
+        for value in _unique([read.value for read, _ in group if read.value not in disputed]):
+            code = _code([(read, found_by) for read, found_by in group if read.value == value], rules, institution)
+            if code is not None:
+                codes.append(code)
+    return _merge_same_values(codes), conflicts
+
+
+def _group_by_place(reads: list[tuple[Read, Pass]]) -> list[list[tuple[Read, Pass]]]:
     groups: list[list[tuple[Read, Pass]]] = []
     for read, found_by in reads:
         for group in groups:
-            if _same_symbol(group[0][0], read) or any(
-                other.value == read.value and other.symbology == read.symbology and _near(other.box, read.box)
-                for other, _ in group
-            ):
+            if any(_same_symbol(other, read) for other, _ in group):
                 group.append((read, found_by))
                 break
         else:
             groups.append([(read, found_by)])
-    codes: list[CodeRead] = []
-    conflicts: list[Conflict] = []
-    for group in groups:
-        values = sorted({read.value for read, _ in group})
-        decoders = tuple(sorted({read.decoder for read, _ in group}))
-        first, found_by = group[0]
-        box = first.box
-        if len(values) > 1:
-            conflicts.append(Conflict(box=_tuple(box), values=tuple(values), decoders=decoders))
-            continue
-        if decoders == ("pyzbar",) and first.symbology not in _SELF_CHECKING:
-            continue  # pyzbar alone, on a symbology without a mandatory check: not trusted with a value
-        classified = rules.classify(first.value, first.symbology, institution)
-        if classified is None:
-            continue  # a rule's check character failed: never report the value
-        codes.append(
-            CodeRead(
-                value=first.value, identifier=classified.identifier, role=classified.role,
-                symbology=first.symbology, box=_tuple(box), found_by=found_by, decoders=decoders,
-                short_id=classified.short_id, institution=classified.institution,
-            )
-        )  # fmt: skip
-    return _merge_same_values(codes), conflicts
+    return groups
+
+
+def _disputed_values(group: list[tuple[Read, Pass]]) -> set[str]:
+    """Values V and W are disputed when one reader (a decoder in one pass) saw V and not W at this place, and
+    another saw W and not V: one of them misread the symbol, and nothing says which."""
+    by_reader: dict[str, set[str]] = {}
+    for read, found_by in group:
+        by_reader.setdefault(f"{read.decoder}:{found_by}", set()).add(read.value)
+    values = sorted({read.value for read, _ in group})
+    disputed: set[str] = set()
+    for i, v in enumerate(values):
+        for w in values[i + 1 :]:
+            v_alone = any(v in seen and w not in seen for seen in by_reader.values())
+            w_alone = any(w in seen and v not in seen for seen in by_reader.values())
+            if v_alone and w_alone:
+                disputed |= {v, w}
+    return disputed
+
+
+def _code(same: list[tuple[Read, Pass]], rules: RuleTable, institution: str | None) -> CodeRead | None:
+    """The code that reads of one value at one place make; None when its value must not be reported."""
+    first, found_by = same[0]
+    decoders = tuple(sorted({read.decoder for read, _ in same}))
+    if decoders == ("pyzbar",) and first.symbology not in _SELF_CHECKING:
+        return None  # pyzbar alone, on a symbology without a mandatory check: not trusted with a value
+    classified = rules.classify(first.value, first.symbology, institution)
+    if classified is None:
+        return None  # a rule's check character failed
+    return CodeRead(
+        value=first.value, identifier=classified.identifier, role=classified.role, symbology=first.symbology,
+        box=_tuple(first.box), found_by=found_by, decoders=decoders, short_id=classified.short_id,
+        institution=classified.institution,
+    )  # fmt: skip
 
 
 def _same_symbol(a: Read, b: Read) -> bool:

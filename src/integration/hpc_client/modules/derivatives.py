@@ -111,7 +111,8 @@ def make_derivatives(
     """Crop ``loaded`` and write derivatives 1 (TIFF) and 2 (JPEG) of ``guid`` into ``out_dir``."""
     settings = settings or DerivativeSettings()
     started = time.perf_counter()
-    parent = DasscoGuid.parse(guid)  # raises InvalidGuid before any work
+    parent = DasscoGuid.parse(guid)
+    children = {number: str(parent.derivative_of(number)) for number in (1, 2)}  # InvalidGuid before any work
     source_ppi, ppi_source = resolution_of(loaded, configured_ppi=settings.sensor_ppi)
     crop = _crop(loaded.image, settings)
     image = loaded.image.crop(crop.box) if crop.applied and crop.box else loaded.image
@@ -119,7 +120,7 @@ def make_derivatives(
     parent_metadata = metadata or {}
     derivatives = []
     for number, target_ppi, file_format in ((1, settings.tiff_ppi, "tif"), (2, settings.jpeg_ppi, "jpeg")):
-        child = str(parent.derivative_of(number))
+        child = children[number]
         ppi, note = target_ppi, ""
         if source_ppi < target_ppi:
             ppi = source_ppi

@@ -52,16 +52,20 @@ class OcrSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     min_region_chars: int = 6  # regions with fewer letters/digits are dropped (specks, stamps)
     region_margin_lines: float = 2.5  # a region reaches this many line heights beyond its words
     low_confidence: float = 60.0  # a region below this mean word confidence is "low confidence"
+    trusted_word_confidence: float = 50.0  # words below this are left out of a region's text (kept in all_text)
     max_skew_degrees: float = 5.0
+    max_region_megapixels: float = 6.0  # a region is not scaled beyond this (time grows with it, reading does not)
     timeout_s: float = 120.0  # per tesseract call
     max_megapixels: float = DEFAULT_MAX_MEGAPIXELS
 
 
 class OcrRegion(msgspec.Struct, frozen=True, kw_only=True):
     box: tuple[int, int, int, int]  # left, top, right, bottom in the upright image
-    text: str
-    confidence: float  # mean word confidence, 0..100
+    text: str  # the words tesseract is reasonably sure of (trusted_word_confidence), line by line
+    all_text: str  # everything it read, for a person to judge
+    confidence: float  # mean word confidence (weighted by length), 0..100
     words: int
+    untrusted_words: int  # words left out of ``text``
     low_confidence: bool
     skew_degrees: float
 
@@ -281,6 +285,7 @@ def _read_at(grey: np.ndarray, region: _Region, lang: str, text_px: int, setting
     left, top, right, bottom = region.left, region.top, region.right, region.bottom
     crop = Image.fromarray(grey[top:bottom, left:right])
     scale = min(4.0, max(0.2, text_px / max(1.0, region.text_px)))
+    scale = min(scale, math.sqrt(settings.max_region_megapixels * 1e6 / max(1, crop.width * crop.height)))
     if abs(scale - 1.0) > 0.1:
         size = (max(1, round(crop.width * scale)), max(1, round(crop.height * scale)))
         crop = crop.resize(size, Image.Resampling.LANCZOS)
@@ -294,15 +299,28 @@ def _read_at(grey: np.ndarray, region: _Region, lang: str, text_px: int, setting
         return None
     weights = [max(1, len(w.text.strip())) for w in kept]
     confidence = sum(w.confidence * k for w, k in zip(kept, weights, strict=True)) / sum(weights)
-    text = " ".join(w.text for w in kept).replace("\n ", "\n").strip()
+    trusted = [w for w in kept if w.confidence >= settings.trusted_word_confidence]
     return OcrRegion(
         box=(left, top, right, bottom),
-        text=text,
+        text=_joined(kept, settings.trusted_word_confidence),
+        all_text=_joined(kept, 0.0),
         confidence=round(confidence, 1),
         words=len(kept),
+        untrusted_words=len(kept) - len(trusted),
         low_confidence=confidence < settings.low_confidence,
         skew_degrees=skew,
     )
+
+
+def _joined(words: list[_Word], min_confidence: float) -> str:
+    """The words at or above ``min_confidence``, one text line per tesseract line."""
+    lines: list[list[str]] = [[]]
+    for word in words:
+        if word.confidence >= min_confidence:
+            lines[-1].append(word.text.strip())
+        if word.text.endswith("\n"):
+            lines.append([])
+    return "\n".join(" ".join(line) for line in lines if line)
 
 
 def _skew_degrees(crop: Image.Image, limit: float) -> float:

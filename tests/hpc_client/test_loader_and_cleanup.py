@@ -1,0 +1,137 @@
+"""The asset loader's download (resume, restart, CRC-32, refusals) and the clean-up helper's safety rules."""
+
+from __future__ import annotations
+
+import os
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from integration.errors import ConfigError, DownloadFailed, DownloadRefused
+from integration.hpc_client.modules.cleanup import remove_job_files
+from integration.hpc_client.modules.loader import download
+
+DATA = os.urandom(3_000_000)
+CRC = zlib.crc32(DATA)
+URL = "http://127.0.0.1:8080/file/share/asset.tif"
+
+
+class _Server:
+    """A file proxy stand-in: optionally honours Range, optionally cuts the first response short."""
+
+    def __init__(self, *, ranges: bool, cut_first_at: int | None = None, status: int = 200, body: bytes = DATA):
+        self.ranges, self.cut_first_at, self.status, self.body = ranges, cut_first_at, status, body
+        self.requests: list[str | None] = []
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        wanted = request.headers.get("range")
+        self.requests.append(wanted)
+        if self.status != 200:
+            return httpx.Response(self.status, text="no")
+        start = int(wanted.removeprefix("bytes=").rstrip("-")) if wanted and self.ranges else 0
+        if start >= len(self.body) and wanted:
+            return httpx.Response(416)
+        body = self.body[start:]
+        cut = self.cut_first_at if len(self.requests) == 1 else None
+        headers = {"content-range": f"bytes {start}-{len(self.body) - 1}/{len(self.body)}"} if start else {}
+        return httpx.Response(206 if start else 200, headers=headers, stream=_Stream(body, cut))
+
+
+class _Stream(httpx.SyncByteStream):
+    def __init__(self, body: bytes, cut: int | None) -> None:
+        self.body, self.cut = body, cut
+
+    def __iter__(self) -> Iterator[bytes]:
+        for offset in range(0, len(self.body), 65536):
+            if self.cut is not None and offset >= self.cut:
+                raise httpx.ReadError("connection reset by peer")
+            yield self.body[offset : offset + 65536]
+
+
+def _fetch(server: _Server, destination: Path, **kwargs: object) -> object:
+    client = httpx.Client(transport=httpx.MockTransport(server.handler))
+    return download(URL, destination, expected_crc32=CRC, client=client, backoff_s=0, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_download_is_verified_and_renamed(tmp_path: Path) -> None:
+    server = _Server(ranges=True)
+    result = _fetch(server, tmp_path / "asset.tif", expected_size=len(DATA))
+    assert (tmp_path / "asset.tif").read_bytes() == DATA
+    assert result.crc32 == CRC
+    assert result.attempts == 1
+    assert not (tmp_path / "asset.tif.partial").exists()
+
+
+def test_an_interrupted_download_resumes_where_the_server_honours_range(tmp_path: Path) -> None:
+    cut = 16 * 65536  # the stand-in sends 64 KiB chunks
+    server = _Server(ranges=True, cut_first_at=cut)
+    result = _fetch(server, tmp_path / "asset.tif")
+    assert (tmp_path / "asset.tif").read_bytes() == DATA
+    assert server.requests[0] is None
+    assert server.requests[1] == f"bytes={cut}-"
+    assert result.resumed_from == cut
+    assert result.attempts == 2
+
+
+def test_an_interrupted_download_starts_again_when_range_is_ignored(tmp_path: Path) -> None:
+    server = _Server(ranges=False, cut_first_at=1_000_000)
+    result = _fetch(server, tmp_path / "asset.tif")
+    assert (tmp_path / "asset.tif").read_bytes() == DATA
+    assert result.resumed_from == 0  # type: ignore[attr-defined]
+
+
+def test_wrong_bytes_never_reach_the_final_name(tmp_path: Path) -> None:
+    server = _Server(ranges=True, body=DATA[:-1] + b"\x00")
+    with pytest.raises(DownloadFailed, match="CRC-32"):
+        _fetch(server, tmp_path / "asset.tif")
+    assert list(tmp_path.iterdir()) == []
+    assert len(server.requests) == 3  # every attempt started afresh
+
+
+def test_a_4xx_is_refused_at_once_and_a_5xx_is_retried(tmp_path: Path) -> None:
+    refused = _Server(ranges=True, status=404)
+    with pytest.raises(DownloadRefused) as caught:
+        _fetch(refused, tmp_path / "asset.tif")
+    assert caught.value.status_code == 404
+    assert len(refused.requests) == 1
+    failing = _Server(ranges=True, status=503)
+    with pytest.raises(DownloadFailed, match="3 attempt"):
+        _fetch(failing, tmp_path / "asset.tif")
+    assert len(failing.requests) == 3
+    assert not (tmp_path / "asset.tif").exists()
+
+
+def test_cleanup_removes_the_job_directory_and_is_idempotent(tmp_path: Path) -> None:
+    root = tmp_path / "jobs"
+    work = root / "job-1"
+    (work / "sub").mkdir(parents=True)
+    (work / "a.tif").write_bytes(b"x" * 100)
+    (work / "sub" / "b.jpg").write_bytes(b"y" * 20)
+    outside = tmp_path / "precious.tif"
+    outside.write_bytes(b"keep")
+    (work / "link").symlink_to(outside)
+    first = remove_job_files(work, job_root=root)
+    assert first.existed
+    assert first.files == 3
+    assert first.bytes == 120
+    assert not work.exists()
+    assert outside.read_bytes() == b"keep"
+    assert root.exists()
+    again = remove_job_files(work, job_root=root)
+    assert not again.existed
+
+
+def test_cleanup_refuses_anything_outside_its_root(tmp_path: Path) -> None:
+    root = tmp_path / "jobs"
+    root.mkdir()
+    elsewhere = tmp_path / "ndrive"
+    elsewhere.mkdir()
+    (elsewhere / "x.tif").write_bytes(b"1")
+    (root / "escape").symlink_to(elsewhere)
+    for target in (elsewhere, root, root / ".." / "ndrive", root / "escape"):
+        with pytest.raises(ConfigError, match="refusing"):
+            remove_job_files(target, job_root=root)
+    assert (elsewhere / "x.tif").exists()
