@@ -28,6 +28,7 @@ test: lint typecheck unit
 bench: setup-test
 	$(BIN)/python benchmarks/store.py
 	$(BIN)/python benchmarks/ingest.py
+	$(BIN)/python benchmarks/imaging.py
 
 # Not part of `make test`: a few minutes of faults and SIGKILLs; run it before resolving an issue.
 soak: setup-test

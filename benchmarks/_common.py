@@ -38,6 +38,7 @@ only its own section. The targets come from `../shared/DESIGN.md`, "Performance 
 | `benchmarks/ingest.py` | N-Drive → `synced` through the real daemon and the ARS emulator (two processes, \
 loopback): throughput, daemon CPU per asset, peak RSS, and one 2 GB file |
 | `benchmarks/store.py` | the track store: transitions per second with group commit vs. one awaited call at a time |
+| `benchmarks/imaging.py` | the image modules: barcodes and OCR on the real specimens, 54 MP sheets, crop, derivatives |
 
 Benchmarks are never timed tests: they are run by hand (`make bench` runs `benchmarks/ingest.py`) on an
 otherwise idle machine, and the figures depend on it (CPU, disk, load) — compare runs on the same machine.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import random
+import re
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -83,3 +84,20 @@ def iou(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> float:
     inter = inter_w * inter_h
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
     return inter / union
+
+
+def _tokens(text: str) -> set[str]:
+    tokens: set[str] = set()
+    for word in text.split():
+        word = word.strip(".,;:()[]\"'!?#|").casefold()
+        tokens.add(word)
+        tokens.update(part for part in re.split(r"[.,;:/()]", word) if part)
+    return tokens
+
+
+def keyword_recall(entry: dict[str, Any], text: str) -> tuple[int, int]:
+    """Key words of a golden ``entry`` found in ``text`` (case-insensitive, edge punctuation stripped; a token
+    is also split at . , ; : / ( ) so "R.Kral" holds "kral"), and how many key words there are."""
+    keywords = entry["keywords"]
+    tokens = _tokens(text)
+    return sum(word.casefold() in tokens for word in keywords), len(keywords)

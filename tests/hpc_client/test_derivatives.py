@@ -126,3 +126,20 @@ def test_cropping_can_be_switched_off(tmp_path: Path) -> None:
     result = make_derivatives(loaded(image), guid=GUID, out_dir=tmp_path, settings=DerivativeSettings(crop=False))
     assert not result.crop.applied
     assert result.derivatives[0].width == round(1000 * 400 / 600)
+
+
+@pytest.mark.parametrize("size", [(1, 1), (3, 3000), (3000, 3), (40, 40)])
+@pytest.mark.parametrize("mode", ["RGB", "L"])
+def test_degenerate_images_go_through_every_module(tmp_path: Path, size: tuple[int, int], mode: str) -> None:
+    """Tiny, thin, single-colour images: honest empty results and derivatives of at least 1x1 pixel."""
+    from integration.hpc_client.modules.barcode import read_barcodes
+    from integration.hpc_client.modules.ocr import read_text
+
+    image = Image.new(mode, size, 0 if size == (40, 40) else 200)
+    barcodes = read_barcodes(loaded(image), institution="NHMD")
+    assert barcodes.not_found
+    assert barcodes.barcodes == []
+    assert read_text(loaded(image)).tags_ocr == ""
+    result = make_derivatives(loaded(image), guid=GUID, out_dir=tmp_path)
+    assert all(made.width >= 1 and made.height >= 1 for made in result.derivatives)
+    assert all(Path(made.path).stat().st_size == made.size_bytes for made in result.derivatives)

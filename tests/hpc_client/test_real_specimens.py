@@ -9,11 +9,10 @@ The set is required: a missing set fails these tests with the path it looked at 
 from __future__ import annotations
 
 import csv
-import re
 
 import pytest
 
-from imaging_support import golden, specimen_file, specimens_dir
+from imaging_support import golden, keyword_recall, specimen_file, specimens_dir
 from integration.hpc_client.modules._image import load_image
 from integration.hpc_client.modules.barcode import read_barcodes
 from integration.hpc_client.modules.ocr import read_text
@@ -51,31 +50,15 @@ def test_barcodes_on_real_specimens(name: str) -> None:
         assert result.barcodes == []
 
 
-def _tokens(text: str) -> set[str]:
-    tokens: set[str] = set()
-    for word in text.split():
-        word = word.strip(".,;:()[]\"'!?#|").casefold()
-        tokens.add(word)
-        tokens.update(part for part in re.split(r"[.,;:/()]", word) if part)
-    return tokens
-
-
-def keyword_recall(name: str, text: str) -> tuple[int, int]:
-    """Key words of ``name`` found in ``text`` (case-insensitive, edge punctuation stripped), and how many."""
-    keywords = GOLDEN[name]["keywords"]
-    tokens = _tokens(text)
-    return sum(word.casefold() in tokens for word in keywords), len(keywords)
-
-
 @pytest.mark.parametrize("name", TYPED_TARGETS)
 def test_ocr_reads_the_typed_labels(name: str) -> None:
     result = read_text(load_image(specimen_file(name)), institution=GOLDEN[name]["institution"])
-    found, total = keyword_recall(name, result.tags_ocr)
+    found, total = keyword_recall(GOLDEN[name], result.tags_ocr)
     assert found / total >= 0.90, f"{found}/{total} key words in {result.tags_ocr!r}"
 
 
 def test_ocr_flags_handwriting_instead_of_trusting_it() -> None:
     result = read_text(load_image(specimen_file("bern_label_BERN-0065171")), institution="BERN")
-    found, total = keyword_recall("bern_label_BERN-0065171", result.tags_ocr)
+    found, total = keyword_recall(GOLDEN["bern_label_BERN-0065171"], result.tags_ocr)
     assert found / total < 0.5  # tesseract cannot read this hand ...
     assert any(region.low_confidence for region in result.regions)  # ... and says so

@@ -39,8 +39,8 @@ def _run(work: Callable[[], T]) -> T:
     """Run a module; turn its typed errors into the exit codes above."""
     try:
         return work()
-    except ModuleNotFoundError as exc:
-        raise fail(f"{exc.name} is not installed here: pip install 'dassco-integration[hpc]'") from exc
+    except ImportError as exc:  # a missing package, or a package without its C library (libzbar0)
+        raise fail(f"{exc}: the image modules need pip install 'dassco-integration[hpc]' and apt libzbar0") from exc
     except ConfigError as exc:
         raise fail(str(exc)) from exc
     except InvalidGuid as exc:

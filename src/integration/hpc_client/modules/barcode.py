@@ -36,6 +36,7 @@ __all__ = [
 
 MODULE_VERSION = "1.0.0"
 Pass = Literal["reduced", "full", "tiles", "skew"]
+_MIN_SIDE = 8
 _SELF_CHECKING = CHECKED_BY_DECODER | {"ean13", "ean8"}
 Subject = Literal["specimen", "label", "device target", "folder", ""]
 
@@ -191,6 +192,8 @@ def _tiles(grey: np.ndarray, settings: BarcodeSettings) -> Iterator[tuple[np.nda
             top, left = max(0, row * tile_h - pad_y), max(0, col * tile_w - pad_x)
             bottom, right = min(height, (row + 1) * tile_h + pad_y), min(width, (col + 1) * tile_w + pad_x)
             tile = grey[top:bottom, left:right]
+            if min(tile.shape) < _MIN_SIDE:
+                continue  # an image a few pixels wide has no room for a code in a tile
             pixels = tile.shape[0] * tile.shape[1]
             scale = min(settings.tile_upscale, math.sqrt(settings.tile_max_megapixels * 1e6 / max(1, pixels)))
             if scale > 1.2:

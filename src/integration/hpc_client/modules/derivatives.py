@@ -47,7 +47,7 @@ class DerivativeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unkno
     tiff_ppi: float = 400.0
     jpeg_ppi: float = 72.0
     jpeg_quality: int = 88
-    tiff_compression: Literal["raw", "tiff_lzw", "tiff_adobe_deflate"] = "raw"
+    tiff_compression: Literal["raw", "tiff_lzw", "tiff_adobe_deflate"] = "tiff_lzw"
     crop: bool = True
     min_crop_share: float = 0.20  # a crop keeping less of the image than this is refused
     crop_margin_share: float = 0.01
