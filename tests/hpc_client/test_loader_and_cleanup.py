@@ -135,3 +135,32 @@ def test_cleanup_refuses_anything_outside_its_root(tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match="refusing"):
             remove_job_files(target, job_root=root)
     assert (elsewhere / "x.tif").exists()
+
+
+def test_a_partial_answer_at_the_wrong_offset_is_not_built_on(tmp_path: Path) -> None:
+    """A server that answers a Range request with another range: the stale partial is dropped, the file is
+    fetched whole on the next attempt, and the result is verified."""
+    partial = tmp_path / "asset.tif.partial"
+    partial.write_bytes(DATA[:500_000])
+    calls: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        calls.append(request.headers.get("range"))
+        if request.headers.get("range"):
+            return httpx.Response(206, headers={"content-range": f"bytes 0-99/{len(DATA)}"}, content=DATA[:100])
+        return httpx.Response(200, content=DATA)
+
+    client = httpx.Client(transport=httpx.MockTransport(handler))
+    result = download(URL, tmp_path / "asset.tif", expected_crc32=CRC, client=client, backoff_s=0)
+    assert (tmp_path / "asset.tif").read_bytes() == DATA
+    assert calls == ["bytes=500000-", None]
+    assert result.resumed_from == 0
+
+
+def test_a_stale_partial_from_another_file_is_caught_by_the_crc(tmp_path: Path) -> None:
+    (tmp_path / "asset.tif.partial").write_bytes(os.urandom(1_000_000))  # another version's first megabyte
+    server = _Server(ranges=True)
+    result = _fetch(server, tmp_path / "asset.tif")
+    assert (tmp_path / "asset.tif").read_bytes() == DATA
+    assert server.requests == ["bytes=1000000-", None]  # resumed, failed the CRC, started again
+    assert result.attempts == 2  # type: ignore[attr-defined]

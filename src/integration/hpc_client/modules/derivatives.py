@@ -15,7 +15,6 @@ from __future__ import annotations
 import copy
 import os
 import time
-import zlib
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +24,7 @@ from PIL import Image
 
 from integration.domain import DasscoGuid
 
+from ._checksum import size_and_crc32
 from ._crop import find_crop
 from ._image import DEFAULT_MAX_MEGAPIXELS, LoadedImage, load_image, resolution_of
 
@@ -39,7 +39,6 @@ __all__ = [
 ]
 
 MODULE_VERSION = "1.0.0"
-_CHUNK = 1 << 20
 
 
 class DerivativeSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -128,7 +127,7 @@ def make_derivatives(
         scaled = _scaled(image, ppi / source_ppi)
         path = out_dir / f"{child}.{'tif' if file_format == 'tif' else 'jpg'}"
         _write(scaled, path, file_format, ppi, settings)
-        size, crc = _size_and_crc(path)
+        size, crc = size_and_crc32(path)
         derivatives.append(
             DerivativeFile(
                 guid=child, number=number, path=str(path), file_format=file_format, ppi=round(ppi, 2),
@@ -206,12 +205,3 @@ def _write(image: Image.Image, path: Path, file_format: str, ppi: float, setting
         partial.replace(path)
     finally:
         partial.unlink(missing_ok=True)
-
-
-def _size_and_crc(path: Path) -> tuple[int, int]:
-    crc, size = 0, 0
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            crc = zlib.crc32(chunk, crc)
-            size += len(chunk)
-    return size, crc & 0xFFFFFFFF

@@ -16,9 +16,9 @@ import msgspec
 
 from integration.errors import DownloadFailed, DownloadRefused
 
-__all__ = ["Download", "download"]
+from ._checksum import CHUNK, size_and_crc32
 
-_CHUNK = 1 << 20
+__all__ = ["Download", "download"]
 
 
 class Download(msgspec.Struct, frozen=True, kw_only=True):
@@ -53,13 +53,12 @@ def download(
     try:
         for attempt in range(1, attempts + 1):
             try:
-                kept = _fetch(http, url, partial, headers or {})
+                kept, size, crc = _fetch(http, url, partial, headers or {})
             except (httpx.HTTPError, OSError, _ServerError) as exc:
                 last_error = exc
                 if attempt < attempts:
                     time.sleep(backoff_s * 2 ** (attempt - 1))
                 continue
-            size, crc = _size_and_crc(partial)
             if crc != expected_crc32 or (expected_size is not None and size != expected_size):
                 partial.unlink(missing_ok=True)
                 last_error = DownloadFailed(
@@ -82,8 +81,9 @@ class _ServerError(Exception):
     pass
 
 
-def _fetch(http: httpx.Client, url: str, partial: Path, headers: dict[str, str]) -> int:
-    """Stream ``url`` into ``partial``, resuming if the server agrees; returns the bytes that were kept."""
+def _fetch(http: httpx.Client, url: str, partial: Path, headers: dict[str, str]) -> tuple[int, int, int]:
+    """Stream ``url`` into ``partial``, resuming if the server agrees, computing the CRC-32 as the bytes arrive;
+    returns the bytes kept from before, and the whole file's size and CRC-32."""
     have = partial.stat().st_size if partial.exists() else 0
     request_headers = dict(headers)
     if have:
@@ -96,18 +96,15 @@ def _fetch(http: httpx.Client, url: str, partial: Path, headers: dict[str, str])
             raise DownloadRefused(f"{url}: HTTP {response.status_code}", status_code=response.status_code, url=url)
         if response.status_code >= 400:
             raise _ServerError(f"HTTP {response.status_code}")
-        resumed = response.status_code == 206 and response.headers.get("content-range", "").startswith(f"bytes {have}-")
-        kept = have if resumed else 0
+        content_range = response.headers.get("content-range", "")
+        resumed = have > 0 and response.status_code == 206 and content_range.startswith(f"bytes {have}-")
+        if response.status_code == 206 and not resumed:  # a range we did not ask for: nothing to build on
+            partial.unlink(missing_ok=True)
+            raise _ServerError(f"unexpected partial content ({content_range!r}); starting again")
+        size, crc = size_and_crc32(partial) if resumed else (0, 0)
         with partial.open("ab" if resumed else "wb") as handle:
-            for chunk in response.iter_bytes(_CHUNK):
+            for chunk in response.iter_bytes(CHUNK):
                 handle.write(chunk)
-    return kept
-
-
-def _size_and_crc(path: Path) -> tuple[int, int]:
-    crc, size = 0, 0
-    with path.open("rb") as handle:
-        while chunk := handle.read(_CHUNK):
-            crc = zlib.crc32(chunk, crc)
-            size += len(chunk)
-    return size, crc & 0xFFFFFFFF
+                crc = zlib.crc32(chunk, crc)
+                size += len(chunk)
+    return (have if resumed else 0), size, crc & 0xFFFFFFFF
