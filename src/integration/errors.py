@@ -13,7 +13,8 @@ caller does, before the kind of error does::
     │   ├── ArsTransientError        5xx, 429, timeouts, connection reset (retried inside the ARS adapter)
     │   ├── ArsCrcMismatch           507: ARS computed another CRC-32; retried with back-off before quarantine
     │   ├── AssetWaits               this asset must wait (ARS de-dup block, too big for the free space)
-    │   └── DownloadFailed           a node could not fetch a file from its share link, or its CRC-32 differed
+    │   ├── DownloadFailed           a node could not fetch a file from its share link, or its CRC-32 differed
+    │   └── NodeResourceError        a processing node ran out of memory or disk, or had an I/O error
     ├── InfrastructureError      SITE   a lane is down: pause it, resume by itself when the cause is gone
     │   ├── ArsUnavailable           ARS (or Keycloak) unreachable after the retry budget
     │   ├── ArsDiskFull              DISK_FULL with no room left for anyone
@@ -73,6 +74,7 @@ __all__ = [
     "InvalidGuid",
     "MetadataError",
     "NdriveUnavailable",
+    "NodeResourceError",
     "PermanentError",
     "Scope",
     "StateConflict",
@@ -168,6 +170,11 @@ class AssetWaits(TransientError):
 
 class DownloadFailed(TransientError):
     """A job could not fetch its file from the share link, or the bytes' CRC-32 differ from the expected one."""
+
+
+class NodeResourceError(TransientError):
+    """A processing node could not do the work right now: out of memory, disk full, an I/O error. The file is
+    not to blame; the job is retried (on another node, if the executor can)."""
 
 
 class InfrastructureError(IntegrationError):

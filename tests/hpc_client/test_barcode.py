@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from imaging_support import add_code128, degraded, loaded, sheet
-from integration.errors import ConfigError
+from integration.errors import ConfigError, GroupHeld
 from integration.hpc_client.modules import barcode as barcode_module
 from integration.hpc_client.modules._barcode_rules import load_rules
 from integration.hpc_client.modules._decoders import Box, Read
@@ -197,7 +197,7 @@ def test_codabar_framing_is_stripped_and_mod43_is_verified(tmp_path: Path) -> No
     assert rules.classify("X123456", "code39", "X") is None
 
 
-def test_bad_rules_and_unknown_institutions_are_config_errors(tmp_path: Path) -> None:
+def test_bad_rules_are_config_errors_and_an_unknown_institution_holds_its_group(tmp_path: Path) -> None:
     broken = tmp_path / "rules.toml"
     broken.write_text("[[institution]]\nname = 'X'\nrules = [{ role = 'specimen', pattern = '([' }]\n")
     with pytest.raises(ConfigError, match="pattern"):
@@ -205,8 +205,9 @@ def test_bad_rules_and_unknown_institutions_are_config_errors(tmp_path: Path) ->
     broken.write_text("[[institution]]\nname = 'X'\nrules = [{ role = 'boss', pattern = 'x' }]\n")
     with pytest.raises(ConfigError):
         load_rules(broken)
-    with pytest.raises(ConfigError, match="known: NHMD"):
+    with pytest.raises(GroupHeld, match="known: NHMD") as held:  # every asset of it would get this answer
         load_rules().find("Atlantis")
+    assert (held.value.group_kind, held.value.group_value) == ("institution", "Atlantis")
 
 
 def test_institution_aliases_are_accepted() -> None:
@@ -237,19 +238,72 @@ def test_54_megapixel_sheet_in_every_orientation(angle: int) -> None:
 
 
 def test_two_codes_printed_close_together_are_two_codes_not_a_conflict() -> None:
-    """zxing reads both stacked codes; pyzbar only the upper one: that confirms A and does not dispute B."""
-    upper, lower = Box(100, 100, 400, 101), Box(100, 150, 400, 151)
+    """zxing reads both stacked codes (their whole bar height); pyzbar only the upper one."""
+    upper, lower = Box(100, 100, 400, 140), Box(100, 150, 400, 190)
     codes, conflicts = barcode_module._resolve(
         _reads(
             Read("NHMD-000001", "code128", upper, "zxing"),
             Read("NHMD-000002", "code128", lower, "zxing"),
-            Read("NHMD-000001", "code128", Box(100, 95, 400, 140), "pyzbar"),
+            Read("NHMD-000001", "code128", Box(104, 101, 396, 139), "pyzbar"),
         ),
         load_rules(),
         "NHMD",
     )
     assert conflicts == []
     assert sorted(code.identifier for code in codes) == ["NHMD-000001", "NHMD-000002"]
+
+
+def test_a_misread_by_one_decoder_call_is_a_conflict_even_if_others_agree() -> None:
+    """The reduced pass: zxing and pyzbar's crop read V, pyzbar on the whole reduced copy misreads W (with a
+    valid check digit): V must not be reported next to W as a second specimen."""
+    box = Box(1000, 2000, 1600, 2200)
+    reads = [
+        (Read("0000005182879", "ean13", box, "zxing"), "reduced"),
+        (Read("0000005182879", "ean13", Box(1004, 2003, 1597, 2196), "pyzbar"), "reduced"),
+        (Read("0000005182855", "ean13", Box(998, 1996, 1602, 2204), "pyzbar"), "reduced"),
+    ]
+    assert all(barcode_module._check_digit_ok(read) for read, _ in reads)
+    codes, conflicts = barcode_module._resolve(reads, load_rules(), "BR")
+    assert codes == []
+    assert conflicts[0].values == ("0000005182855", "0000005182879")
+
+
+def test_two_tiles_reading_one_symbol_differently_is_a_conflict() -> None:
+    codes, conflicts = barcode_module._resolve(
+        [
+            (Read("C0268502F", "code39", Box(500, 100, 900, 160), "zxing"), "tiles"),
+            (Read("C0268505F", "code39", Box(502, 101, 899, 158), "zxing"), "tiles"),
+        ],
+        load_rules(),
+        "F",
+    )
+    assert codes == []
+    assert len(conflicts) == 1
+
+
+def test_a_sheet_whose_only_code_is_disputed_needs_review_and_is_not_not_found() -> None:
+    box = Box(100, 100, 400, 130)
+    reads = _reads(Read("NHMD-000001", "code128", box, "zxing"), Read("NHMD-000007", "code128", box, "pyzbar"))
+    codes, conflicts = barcode_module._resolve(reads, load_rules(), "NHMD")
+    result = barcode_module._result(codes, conflicts, ["full"], "NHMD", loaded(Image.new("L", (9, 9))), 0.0, [])
+    assert result.not_found is False
+    assert result.needs_review is True
+    assert result.barcodes == []
+
+
+def test_without_an_institution_no_code_is_called_the_specimens() -> None:
+    image, _ = sheet(width=1500, height=2250)
+    result = read_barcodes(loaded(image))
+    assert [code.role for code in result.codes] == ["other"]
+    assert result.codes[0].institution == "NHMD"  # a hint: whose rules would match
+    assert result.barcodes == []
+    assert result.asset_subject == ""
+    assert not result.not_found
+    assert any("no institution given" in note for note in result.notes)
+    ean = load_rules().classify("4006381333931", "ean13", None)
+    assert ean is not None
+    assert ean.role == "other"
+    assert ean.identifier == "4006381333931"
 
 
 def test_a_pass_that_misreads_what_another_pass_read_is_a_conflict() -> None:

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from imaging_support import iou, loaded, sheet
-from integration.errors import InvalidGuid
+from integration.errors import ConfigError, InvalidGuid, NodeResourceError
 from integration.hpc_client.modules._crop import find_crop
 from integration.hpc_client.modules.derivatives import DerivativeSettings, make_derivatives, make_derivatives_file
 
@@ -116,9 +116,22 @@ def test_a_failed_write_leaves_no_partial_file(tmp_path: Path, monkeypatch: pyte
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(Image.Image, "save", broken_save)
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(NodeResourceError, match="No space"):  # the node's disk, not the asset: retried
         make_derivatives(loaded(image), guid=GUID, out_dir=tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_output_path_that_cannot_be_a_directory_is_a_config_error(tmp_path: Path) -> None:
+    image, _ = sheet(width=1000, height=1500)
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    with pytest.raises(ConfigError, match="cannot write"):
+        make_derivatives(loaded(image), guid=GUID, out_dir=blocker / "out")
+
+
+def test_a_wrong_guid_is_refused_before_the_file_is_decoded(tmp_path: Path) -> None:
+    with pytest.raises(InvalidGuid):  # the file does not even exist: the GUID is checked first
+        make_derivatives_file(tmp_path / "absent.tif", guid="nope", out_dir=tmp_path)
 
 
 def test_cropping_can_be_switched_off(tmp_path: Path) -> None:
@@ -143,3 +156,16 @@ def test_degenerate_images_go_through_every_module(tmp_path: Path, size: tuple[i
     result = make_derivatives(loaded(image), guid=GUID, out_dir=tmp_path)
     assert all(made.width >= 1 and made.height >= 1 for made in result.derivatives)
     assert all(Path(made.path).stat().st_size == made.size_bytes for made in result.derivatives)
+
+
+@pytest.mark.parametrize("backdrop", [(240, 240, 240), (255, 255, 255), (200, 200, 200), (20, 20, 20)])
+def test_crop_ignores_the_backdrop_around_the_sheet(backdrop: tuple[int, int, int]) -> None:
+    """A sheet photographed on a light, white or dark backdrop, with a wide border of it."""
+    image, truth = sheet(width=1500, height=2250)
+    inner = image.crop((38, 38, 1500 - 38, 2250 - 38))  # without the generator's own dark border
+    canvas = Image.new("RGB", (1900, 2700), backdrop)
+    canvas.paste(inner, (200, 225))
+    expected = (truth[0] + 162, truth[1] + 187, truth[2] + 162, truth[3] + 187)
+    box = find_crop(canvas)
+    assert box is not None
+    assert iou(box.as_tuple(), expected) >= 0.9

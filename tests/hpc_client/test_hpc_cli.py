@@ -52,7 +52,23 @@ def test_exit_codes_for_bad_files_and_bad_usage(tmp_path: Path) -> None:
     assert unknown.exit_code == 2
     assert "known: NHMD" in unknown.stderr
     bad_guid = CliRunner().invoke(app, ["hpc", "derivatives", str(broken), "--guid", "x", "--out", str(tmp_path)])
-    assert bad_guid.exit_code in (1, 2)
+    assert bad_guid.exit_code == 2  # the GUID is checked before the (broken) file is read
+
+
+def test_download_exit_codes_tell_temporary_from_permanent(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    refused = CliRunner().invoke(
+        app, ["hpc", "download", f"http://127.0.0.1:{port}/x.tif", "--out", str(tmp_path / "x"), "--crc32", "1"]
+    )
+    assert refused.exit_code == 75, refused.output  # nobody answers: retry later
+    malformed = CliRunner().invoke(
+        app, ["hpc", "download", "http://[::1/x", "--out", str(tmp_path / "x"), "--crc32", "1"]
+    )
+    assert malformed.exit_code == 1  # the link itself is wrong
 
 
 def test_derivatives_writes_both_files_with_metadata(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import struct
 import zlib
 from pathlib import Path
@@ -12,7 +13,7 @@ from PIL import Image
 
 from imaging_support import sheet
 from integration.demo._files import write_dng
-from integration.errors import DataError, ImageUnreadable
+from integration.errors import DataError, ImageUnreadable, NodeResourceError
 from integration.hpc_client.modules._image import load_image, resolution_of
 
 
@@ -101,7 +102,7 @@ def test_16_bit_rgb_tiff_is_read_through_tifffile(tmp_path: Path) -> None:
     tifffile.imwrite(path, pixels, photometric="rgb")
     image = load_image(path).image
     assert image.mode == "RGB"
-    assert image.getpixel((5, 5)) == (255, 0, 127)
+    assert image.getpixel((5, 5)) == (255, 0, 128)  # the high byte of each sample
 
 
 def test_16_bit_grey_tiff_is_scaled_to_8_bits(tmp_path: Path) -> None:
@@ -183,3 +184,57 @@ def test_corrupted_bytes_give_an_image_or_a_typed_error_never_anything_else(tmp_
         outcomes["image"] += 1
         read_barcodes(loaded, institution="NHMD")  # must not raise on whatever pixels came out
     assert outcomes["unreadable"] > 0  # the corruption was real
+
+
+def test_a_16_bit_png_is_scaled_not_clipped(tmp_path: Path) -> None:
+    path = tmp_path / "deep.png"
+    ramp = (np.arange(256, dtype=np.uint16).reshape(16, 16) * 256).astype(np.uint16)  # 0 .. 65280
+    Image.fromarray(ramp).save(path)
+    grey = np.asarray(load_image(path).image)
+    assert grey.min() == 0
+    assert grey.max() == 255
+    assert len(np.unique(grey)) == 256  # the ramp survives; clipping would make almost all of it 255
+
+
+def test_12_bit_data_in_16_bit_tiff_keeps_its_range(tmp_path: Path) -> None:
+    import tifffile
+
+    path = tmp_path / "twelve.tif"
+    tifffile.imwrite(path, np.full((10, 10), 4095, dtype=np.uint16))
+    assert load_image(path).image.getpixel((1, 1)) == 255
+
+
+def test_a_16_bit_tiff_honours_its_orientation_tag(tmp_path: Path) -> None:
+    import tifffile
+
+    path = tmp_path / "sideways16.tif"
+    pixels = np.zeros((100, 300, 3), dtype=np.uint16)
+    pixels[:, :10] = 65535  # a white stripe on the left edge of the stored image
+    tifffile.imwrite(path, pixels, photometric="rgb", extratags=[(274, "H", 1, 6, True)])  # Orientation=6
+    image = load_image(path).image
+    assert image.size == (100, 300)  # turned upright, like an 8-bit TIFF with the same tag
+    assert image.getpixel((50, 2)) == (255, 255, 255)  # the stripe is now at the top
+
+
+@pytest.mark.parametrize(
+    ("raised", "expected"),
+    [
+        (MemoryError(), NodeResourceError),
+        (OSError(errno.EIO, "Input/output error"), NodeResourceError),
+        (OSError(errno.ESTALE, "Stale file handle"), NodeResourceError),
+        (OSError("image file is truncated"), ImageUnreadable),
+        (SyntaxError("broken PNG file"), ImageUnreadable),
+    ],
+)
+def test_a_failing_node_is_not_blamed_on_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, raised: BaseException, expected: type[Exception]
+) -> None:
+    path = tmp_path / "fine.png"
+    Image.new("RGB", (10, 10)).save(path)
+
+    def failing_open(*args: object, **kwargs: object) -> Image.Image:
+        raise raised
+
+    monkeypatch.setattr(Image, "open", failing_open)
+    with pytest.raises(expected):
+        load_image(path)

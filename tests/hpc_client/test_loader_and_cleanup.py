@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import zlib
 from collections.abc import Iterator
@@ -10,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from integration.errors import ConfigError, DownloadFailed, DownloadRefused
+from integration.errors import ConfigError, DownloadFailed, DownloadRefused, NodeResourceError
 from integration.hpc_client.modules.cleanup import remove_job_files
 from integration.hpc_client.modules.loader import download
 
@@ -147,8 +148,10 @@ def test_a_partial_answer_at_the_wrong_offset_is_not_built_on(tmp_path: Path) ->
     def handler(request: httpx.Request) -> httpx.Response:
         calls.append(request.headers.get("range"))
         if request.headers.get("range"):
-            return httpx.Response(206, headers={"content-range": f"bytes 0-99/{len(DATA)}"}, content=DATA[:100])
-        return httpx.Response(200, content=DATA)
+            return httpx.Response(
+                206, headers={"content-range": f"bytes 0-99/{len(DATA)}"}, stream=_Stream(DATA[:100], None)
+            )
+        return httpx.Response(200, stream=_Stream(DATA, None))
 
     client = httpx.Client(transport=httpx.MockTransport(handler))
     result = download(URL, tmp_path / "asset.tif", expected_crc32=CRC, client=client, backoff_s=0)
@@ -164,3 +167,53 @@ def test_a_stale_partial_from_another_file_is_caught_by_the_crc(tmp_path: Path) 
     assert (tmp_path / "asset.tif").read_bytes() == DATA
     assert server.requests == ["bytes=1000000-", None]  # resumed, failed the CRC, started again
     assert result.attempts == 2  # type: ignore[attr-defined]
+
+
+def test_refused_credentials_are_the_nodes_problem_not_the_assets(tmp_path: Path) -> None:
+    server = _Server(ranges=True, status=403)
+    with pytest.raises(ConfigError, match="credentials"):
+        _fetch(server, tmp_path / "asset.tif")
+    assert len(server.requests) == 1
+
+
+def test_a_malformed_link_is_refused_at_once(tmp_path: Path) -> None:
+    with pytest.raises(DownloadRefused, match="not a usable link"):
+        download("ftp://127.0.0.1/x", tmp_path / "x", expected_crc32=0, backoff_s=0)
+    with pytest.raises(DownloadRefused):
+        download("http://[::1/x", tmp_path / "x", expected_crc32=0, backoff_s=0)
+
+
+def test_a_complete_partial_is_renamed_without_downloading(tmp_path: Path) -> None:
+    (tmp_path / "asset.tif.partial").write_bytes(DATA)
+    server = _Server(ranges=True)
+    result = _fetch(server, tmp_path / "asset.tif", expected_size=len(DATA))
+    assert server.requests == []
+    assert (tmp_path / "asset.tif").read_bytes() == DATA
+    assert result.attempts == 0
+
+
+def test_a_partial_longer_than_the_file_starts_again(tmp_path: Path) -> None:
+    (tmp_path / "asset.tif.partial").write_bytes(DATA + b"tail")
+    server = _Server(ranges=True)
+    _fetch(server, tmp_path / "asset.tif")
+    assert (tmp_path / "asset.tif").read_bytes() == DATA
+    assert server.requests == [f"bytes={len(DATA) + 4}-", None]  # 416, then the whole file
+
+
+def test_cleanup_of_a_file_is_refused_and_a_failing_disk_is_the_nodes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "jobs"
+    root.mkdir()
+    (root / "afile").write_text("x")
+    with pytest.raises(ConfigError, match="is a file"):
+        remove_job_files(root / "afile", job_root=root)
+    (root / "job").mkdir()
+    import shutil
+
+    def failing(path: object) -> None:
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(shutil, "rmtree", failing)
+    with pytest.raises(NodeResourceError):
+        remove_job_files(root / "job", job_root=root)

@@ -91,3 +91,29 @@ def test_no_tesseract_is_a_config_error(monkeypatch: pytest.MonkeyPatch) -> None
             read_text(loaded(Image.new("RGB", (400, 300), "white")))
     finally:
         ocr_module._installed_languages.cache_clear()
+
+
+def test_a_label_turned_sideways_is_found_by_turning_the_image() -> None:
+    page = Image.new("L", (1400, 500), 250)
+    draw = ImageDraw.Draw(page)
+    font = ImageFont.truetype(_FONT, 44)
+    for row, line in enumerate(["Herbarium Hauniense", "Carex nigra (L.) Reichard", "leg. J. Lange 1866"]):
+        draw.text((100, 80 + row * 110), line, font=font, fill=20)
+    sideways = page.rotate(90, expand=True)  # stored 90 degrees counter-clockwise from upright
+    result = read_text(loaded(sideways.convert("RGB")))
+    assert {"hauniense", "carex", "nigra", "lange", "1866"} <= _words(result.tags_ocr)
+    assert result.rotation == 270  # turned back clockwise
+    assert any("turning the image" in note for note in result.notes)
+
+
+def test_a_tesseract_timeout_is_the_nodes_problem(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pytesseract
+
+    from integration.errors import NodeResourceError
+
+    def too_slow(*args: object, **kwargs: object) -> object:
+        raise RuntimeError("Tesseract process timeout")
+
+    monkeypatch.setattr(pytesseract, "image_to_data", too_slow)
+    with pytest.raises(NodeResourceError, match="within"):
+        read_text(loaded(Image.new("RGB", (400, 300), "white")))

@@ -1,13 +1,20 @@
 """``integration hpc ...``: the image modules as commands, for people and for job scripts.
 
 Each command prints a short summary, or with ``--json`` the module's full typed result (one JSON document on
-stdout). Exit codes: 0 done (also "no barcode found": an honest empty result), 1 the file cannot be used
-(unreadable image, refused download), 2 bad usage or a missing dependency (tesseract, the ``[hpc]`` extra).
+stdout). Exit codes, for people and for job scripts:
+
+* 0 done (also "no barcode found": an honest empty result);
+* 1 the file cannot be used (unreadable image, a share link refused): retrying will not help;
+* 2 bad usage, configuration or a missing dependency (tesseract, the ``[hpc]`` extra, an unknown institution,
+  credentials refused): fix the node or the call;
+* 75 (EX_TEMPFAIL) a temporary failure (the download failed, out of memory or disk): retry later;
+* 70 (EX_SOFTWARE) an unexpected error: a bug, with its traceback on stderr.
 """
 
 from __future__ import annotations
 
 import json
+import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -16,7 +23,7 @@ import msgspec
 import typer
 
 from integration.cli._common import fail
-from integration.errors import ConfigError, DataError, DownloadFailed, InvalidGuid
+from integration.errors import ConfigError, DataError, GroupHeld, InvalidGuid, TransientError
 
 __all__ = ["hpc_app"]
 
@@ -35,18 +42,27 @@ InstitutionOption = Annotated[
 ]
 
 
+EXIT_TEMPORARY = 75
+EXIT_BUG = 70
+
+
 def _run(work: Callable[[], T]) -> T:
     """Run a module; turn its typed errors into the exit codes above."""
     try:
         return work()
     except ImportError as exc:  # a missing package, or a package without its C library (libzbar0)
         raise fail(f"{exc}: the image modules need pip install 'dassco-integration[hpc]' and apt libzbar0") from exc
-    except ConfigError as exc:
+    except (ConfigError, GroupHeld) as exc:
         raise fail(str(exc)) from exc
     except InvalidGuid as exc:
         raise fail(str(exc)) from exc
-    except (DataError, DownloadFailed) as exc:
+    except DataError as exc:
         raise fail(str(exc), code=1) from exc
+    except TransientError as exc:
+        raise fail(f"{exc} (temporary: retry later)", code=EXIT_TEMPORARY) from exc
+    except Exception as exc:
+        traceback.print_exc()
+        raise fail(f"unexpected error: {exc!r}", code=EXIT_BUG) from exc
 
 
 def _emit(result: msgspec.Struct, as_json: bool, summary: Callable[[], list[str]]) -> None:

@@ -10,7 +10,7 @@ from typing import Literal
 
 import msgspec
 
-from integration.errors import ConfigError
+from integration.errors import ConfigError, GroupHeld
 
 from ._symbols import code39_mod43_ok, strip_codabar
 
@@ -52,16 +52,28 @@ class RuleTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             if wanted in {entry.name.casefold(), *(alias.casefold() for alias in entry.aliases)}:
                 return entry
         known = ", ".join(entry.name for entry in self.institution)
-        raise ConfigError(f"no barcode rules for institution {name!r}; known: {known}")
+        raise GroupHeld(
+            f"no barcode rules for institution {name!r} (known: {known}): add them to the rules table",
+            group_kind="institution",
+            group_value=name,
+        )
 
     def classify(self, value: str, symbology: str, institution: str | None) -> Classified | None:
-        """The first matching rule of ``institution`` (or of any institution when None) decides.
+        """The first matching rule of ``institution`` decides. Without an institution the role is "other" and
+        ``institution`` names the first institution whose rules would match, as a hint.
 
         Returns None when a rule matched but its check character is wrong: the value must not be reported.
         """
         entries = [self.find(institution)] if institution else self.institution
         if symbology == "codabar":
             value = strip_codabar(value)
+        found = self._match(entries, value, symbology)
+        if institution is not None:
+            return found
+        return Classified("other", value, None, found.institution if found else None)
+
+    @staticmethod
+    def _match(entries: list[InstitutionRules], value: str, symbology: str) -> Classified | None:
         for entry in entries:
             for rule in entry.rules:
                 if rule.symbologies and symbology not in rule.symbologies:

@@ -38,20 +38,21 @@ class Box:
     right: int
     bottom: int
 
-    def overlaps(self, other: Box) -> bool:
-        return (
-            self.left <= other.right
-            and other.left <= self.right
-            and self.top <= other.bottom
-            and other.top <= self.bottom
-        )
+    def containment(self, other: Box) -> float:
+        """The share of the smaller box that lies inside the other (boxes count at least 2 px each way)."""
+        a, b = self._at_least_2px(), other._at_least_2px()
+        width = min(a.right, b.right) - max(a.left, b.left)
+        height = min(a.bottom, b.bottom) - max(a.top, b.top)
+        if width <= 0 or height <= 0:
+            return 0.0
+        return width * height / min(a.area, b.area)
 
-    def padded(self) -> Box:
-        """A linear code's box is often one scan line; give it some height so two reads of it overlap."""
-        width, height = self.right - self.left, self.bottom - self.top
-        grow_y = max(0, (width // 5 - height) // 2)
-        grow_x = max(2, width // 20)
-        return Box(self.left - grow_x, self.top - grow_y, self.right + grow_x, self.bottom + grow_y)
+    @property
+    def area(self) -> int:
+        return (self.right - self.left) * (self.bottom - self.top)
+
+    def _at_least_2px(self) -> Box:
+        return Box(self.left, self.top, max(self.right, self.left + 2), max(self.bottom, self.top + 2))
 
 
 @dataclass(frozen=True)

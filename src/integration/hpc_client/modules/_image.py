@@ -7,12 +7,15 @@ What this handles (and turns into :class:`ImageUnreadable` when it cannot):
 * multi-page TIFF: the first page is the image, the others are reported in ``notes``;
 * raw camera files (DNG, CR2/CR3, RAF, NEF, ARW, ...) through rawpy, demosaiced once, never held twice;
 * palette, CMYK, LA/RGBA and 1-bit images: converted to RGB or L;
-* the pixel limit: Pillow's decompression-bomb guard is replaced by an explicit, configurable limit, checked on
-  the header before any pixel is decoded (a 300 MP file is refused without allocating 900 MB).
+* the pixel limit: an explicit, configurable limit checked on the header before any pixel is decoded (a 300 MP
+  file is refused without allocating 900 MB); Pillow's own guard is raised above it, never removed;
+* failures: undecodable bytes -> ImageUnreadable (the file's fault); out of memory or an I/O error that blames
+  the node (EIO, ESTALE, ENOSPC, ...) -> NodeResourceError (retried); decoder warnings -> ``notes``.
 """
 
 from __future__ import annotations
 
+import errno
 import numbers
 import warnings
 from dataclasses import dataclass, field
@@ -22,7 +25,7 @@ from typing import Literal
 import numpy as np
 from PIL import Image, ImageOps
 
-from integration.errors import ImageUnreadable
+from integration.errors import ImageUnreadable, NodeResourceError
 
 __all__ = ["DEFAULT_MAX_MEGAPIXELS", "RAW_SUFFIXES", "LoadedImage", "load_image", "resolution_of"]
 
@@ -34,8 +37,15 @@ _TIFF_SUFFIXES = frozenset({".tif", ".tiff"})
 _PLAUSIBLE_PPI = (100.0, 4800.0)
 _MAX_PAGE_INCHES = 60.0
 
-# Our own limit (checked on the header) replaces Pillow's guard, which would warn at 89 MP and fail at 179 MP.
-Image.MAX_IMAGE_PIXELS = None
+#: errno values that blame the node (memory, disk, network file system), not the file: the job is retried.
+_NODE_ERRNOS = frozenset({errno.EIO, errno.ENOSPC, errno.ESTALE, errno.ENOMEM, errno.ETIMEDOUT, errno.EAGAIN,
+                          errno.EDQUOT, errno.ENFILE, errno.EMFILE})  # fmt: skip
+#: EXIF/TIFF orientation -> the transpose that makes the image upright (as Pillow's exif_transpose does).
+_ORIENTATION = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_270, 7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -64,6 +74,8 @@ def load_image(path: Path, *, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) ->
         raise ImageUnreadable(f"{path} does not exist or is not a file", path=str(path))
     if path.suffix.lower() in RAW_SUFFIXES:
         return _load_raw(path, max_megapixels)
+    # Our limit is checked on the header below; Pillow's own guard must not fire first (it warns at half of it).
+    Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, int(max_megapixels * 2e6))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")  # Pillow warns about corrupt EXIF and the like: notes, not crashes
         try:
@@ -73,15 +85,18 @@ def load_image(path: Path, *, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) ->
                 dpi = _dpi_tag(opened.info.get("dpi"))
                 source_format = opened.format or path.suffix.lstrip(".").upper()
                 if _needs_tifffile(opened):
+                    orientation = opened.getexif().get(0x0112, 1)
                     image = _tiff_first_page_8bit(path)
+                    if orientation in _ORIENTATION:
+                        image = image.transpose(_ORIENTATION[orientation])
                 else:
                     opened.seek(0)
                     opened.load()
                     image = _eight_bit(_upright(opened), path)
-        except ImageUnreadable:
+        except (ImageUnreadable, NodeResourceError):
             raise
         except Exception as exc:  # a decoder fed hostile bytes raises anything (struct.error, IndexError, ...)
-            raise ImageUnreadable(f"{path.name} cannot be decoded: {exc}", path=str(path)) from exc
+            raise _failure(path, exc, "cannot be decoded") from exc
     notes = tuple(f"decoder warning: {warning.message}" for warning in caught)
     if pages > 1:
         notes += (f"multi-page TIFF with {pages} pages: the first page was used",)
@@ -108,6 +123,13 @@ def _check_pixels(path: Path, size: tuple[int, int], max_megapixels: float) -> N
         )
 
 
+def _failure(path: Path, exc: Exception, what: str) -> NodeResourceError | ImageUnreadable:
+    """Out of memory, or an I/O error with an errno that blames the node: retry; anything else: the file."""
+    if isinstance(exc, MemoryError) or (isinstance(exc, OSError) and exc.errno in _NODE_ERRNOS):
+        return NodeResourceError(f"{path.name}: the node could not read it now: {exc!r}")
+    return ImageUnreadable(f"{path.name} {what}: {exc}", path=str(path))
+
+
 def _dpi_tag(value: object) -> float | None:
     """Pillow's ``dpi`` info: a pair of numbers (TIFF gives IFDRational, JPEG/PNG floats or ints)."""
     if isinstance(value, tuple) and value and isinstance(value[0], numbers.Real) and float(value[0]) > 0:
@@ -131,19 +153,32 @@ def _tiff_first_page_8bit(path: Path) -> Image.Image:
     import tifffile
 
     try:
-        pixels = tifffile.imread(path, key=0)
+        array = np.asarray(tifffile.imread(path, key=0))
     except Exception as exc:  # tifffile raises plain Exceptions of many kinds on broken files
-        raise ImageUnreadable(f"{path.name} cannot be decoded as TIFF: {exc}", path=str(path)) from exc
-    array = np.asarray(pixels)
-    if array.dtype != np.uint8:
-        top = float(array.max()) or 1.0
-        scale = 255.0 / (65535.0 if array.dtype == np.uint16 and top > 4095 else top)
-        array = np.clip(array.astype(np.float32) * scale, 0, 255).astype(np.uint8)
+        raise _failure(path, exc, "cannot be decoded as TIFF") from exc
+    array = _eight_bit_array(array)
     if array.ndim == 3 and array.shape[2] >= 3:
         return Image.fromarray(np.ascontiguousarray(array[:, :, :3]), mode="RGB")
     if array.ndim == 2:
         return Image.fromarray(array, mode="L")
     raise ImageUnreadable(f"{path.name} has an unsupported TIFF layout {array.shape}", path=str(path))
+
+
+def _eight_bit_array(array: np.ndarray) -> np.ndarray:
+    """8 bits per sample, keeping the exposure: 16-bit data shifted by 8 (by 4 when it only uses 12 bits, as
+    many cameras' data do), shifted in place so a 200 MP scan is not copied at a wider type; floats in 0..1."""
+    if array.dtype == np.uint8:
+        return array
+    if array.dtype.kind == "f":
+        top = 255.0 if float(np.nanmax(array)) > 1.0 else 1.0
+        scaled: np.ndarray = np.clip(np.nan_to_num(array) * (255.0 / top), 0, 255).astype(np.uint8)
+        return scaled
+    array = np.clip(array, 0, 65535) if array.dtype.kind == "i" or array.itemsize > 2 else array
+    shift = 4 if int(array.max()) <= 4095 else 8
+    if not array.flags.writeable:
+        array = array.copy()
+    np.right_shift(array, shift, out=array)
+    return array.astype(np.uint8)
 
 
 def _upright(opened: Image.Image) -> Image.Image:
@@ -159,8 +194,10 @@ def _eight_bit(image: Image.Image, path: Path) -> Image.Image:
         rgba = image.convert("RGBA")
         background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(background, rgba).convert("RGB")
-    if image.mode in ("1", "I", "F", "I;16", "I;16B", "I;16L"):
+    if image.mode == "1":
         return image.convert("L")
+    if image.mode in ("I", "F") or image.mode.startswith("I;16"):  # 16-bit PNG and the like: scale, not clip
+        return Image.fromarray(_eight_bit_array(np.asarray(image)), mode="L")
     try:
         return image.convert("RGB")
     except (ValueError, OSError) as exc:
@@ -179,6 +216,6 @@ def _load_raw(path: Path, max_megapixels: float) -> LoadedImage:
     except ImageUnreadable:
         raise
     except Exception as exc:  # LibRaw's own errors, and whatever hostile bytes provoke
-        raise ImageUnreadable(f"{path.name} is not a readable raw file: {exc}", path=str(path)) from exc
+        raise _failure(path, exc, "is not a readable raw file") from exc
     image = Image.fromarray(rgb, mode="RGB")  # shares the demosaiced buffer; no second copy
     return LoadedImage(image=image, path=path, source_format=path.suffix.lstrip(".").upper(), dpi=None)

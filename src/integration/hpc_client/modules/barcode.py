@@ -22,21 +22,25 @@ from PIL import Image
 from ._barcode_rules import RuleTable, load_rules
 from ._decoders import Box, Read, View, pyzbar_reads, zxing_reads
 from ._image import DEFAULT_MAX_MEGAPIXELS, LoadedImage, load_image
+from ._job import JobInput
 from ._symbols import CHECKED_BY_DECODER, LINEAR, gtin_check_ok
 
 __all__ = [
     "MODULE_VERSION",
+    "BarcodeJob",
     "BarcodeResult",
     "BarcodeSettings",
     "CodeRead",
     "Conflict",
     "read_barcodes",
     "read_barcodes_file",
+    "run_barcode",
 ]
 
 MODULE_VERSION = "1.0.0"
 Pass = Literal["reduced", "full", "tiles", "skew"]
 _MIN_SIDE = 8
+_SAME_SYMBOL = 0.5  # containment above which two reads are of one symbol
 _SELF_CHECKING = CHECKED_BY_DECODER | {"ean13", "ean8"}
 Subject = Literal["specimen", "label", "device target", "folder", ""]
 
@@ -85,7 +89,8 @@ class BarcodeResult(msgspec.Struct, frozen=True, kw_only=True):
     MOS: bool  # a disposable (multi-object) label code is on the image
     label: bool  # the image is of such a label only
     disposable: str | None
-    not_found: bool  # no code at all could be read
+    not_found: bool  # no code at all could be read (and none disputed)
+    needs_review: bool  # some symbol was read with different values: a person must look (see conflicts)
     codes: list[CodeRead]
     conflicts: list[Conflict]
     passes: list[str]  # the passes that ran, in order
@@ -95,6 +100,16 @@ class BarcodeResult(msgspec.Struct, frozen=True, kw_only=True):
     module: str = "barcode"
     version: str = MODULE_VERSION
     notes: list[str] = []
+
+
+class BarcodeJob(JobInput, frozen=True, kw_only=True):
+    """The barcode job: the asset's image, read with the rules of its metadata's ``institution``."""
+
+    settings: BarcodeSettings = msgspec.field(default_factory=BarcodeSettings)
+
+
+def run_barcode(job: BarcodeJob, *, rules: RuleTable | None = None) -> BarcodeResult:
+    return read_barcodes_file(job.image_path, institution=job.institution, settings=job.settings, rules=rules)
 
 
 def read_barcodes_file(
@@ -117,11 +132,18 @@ def read_barcodes(
     settings: BarcodeSettings | None = None,
     rules: RuleTable | None = None,
 ) -> BarcodeResult:
-    """Read every code on ``loaded`` and classify it with ``institution``'s rules (all rules when None)."""
+    """Read every code on ``loaded`` and classify it with ``institution``'s rules.
+
+    Without an institution every code's role is "other" (which code is the specimen's is not guessed); its
+    ``institution`` then names whose rules it would match, as a hint.
+    """
     settings = settings or BarcodeSettings()
     rules = rules or load_rules()
     institution = rules.find(institution).name if institution else None
     started = time.perf_counter()
+    notes = list(loaded.notes)
+    if institution is None:
+        notes.append("no institution given: no code is called the specimen's (give the institution)")
     grey = loaded.grey()
     reads: list[tuple[Read, Pass]] = []
     passes: list[str] = []
@@ -137,10 +159,10 @@ def read_barcodes(
                     pass_reads += pyzbar_reads(array, view)
         reads += [(read, name) for read in pass_reads if _check_digit_ok(read)]
         codes, _ = _resolve(reads, rules, institution)
-        if any(code.role == "specimen" for code in codes):
-            break
+        if any(code.role == "specimen" for code in codes) or (institution is None and codes):
+            break  # without an institution no code is a specimen code: the first pass with any code ends it
     codes, conflicts = _resolve(reads, rules, institution)
-    return _result(codes, conflicts, passes, institution, loaded, time.perf_counter() - started, loaded.notes)
+    return _result(codes, conflicts, passes, institution, loaded, time.perf_counter() - started, notes)
 
 
 def _passes(grey: np.ndarray, settings: BarcodeSettings) -> Iterator[tuple[Pass, Iterator[tuple[np.ndarray, View]]]]:
@@ -163,7 +185,7 @@ def _second_opinion(grey: np.ndarray, reads: list[Read]) -> list[Read]:
     for read in reads:
         if read.symbology not in LINEAR:
             continue
-        box = read.box.padded()
+        box = read.box
         margin_x, margin_y = (box.right - box.left) // 3 + 8, (box.bottom - box.top) + 8
         left, top = max(0, box.left - margin_x), max(0, box.top - margin_y)
         right, bottom = min(width, box.right + margin_x), min(height, box.bottom + margin_y)
@@ -221,50 +243,39 @@ def _check_digit_ok(read: Read) -> bool:
 def _resolve(
     reads: list[tuple[Read, Pass]], rules: RuleTable, institution: str | None
 ) -> tuple[list[CodeRead], list[Conflict]]:
-    """Reads at one place are one symbol, unless every value there is confirmed by the readers that saw the
-    others (two codes printed close together); values that readers dispute are a conflict, never a code."""
+    """Reads of one symbol (the same place) with one value make a code; with several values, a conflict."""
     codes: list[CodeRead] = []
     conflicts: list[Conflict] = []
     for group in _group_by_place(reads):
-        disputed = _disputed_values(group)
-        if disputed:
-            in_dispute = [read for read, _ in group if read.value in disputed]
-            decoders = tuple(sorted({read.decoder for read in in_dispute}))
-            conflicts.append(Conflict(box=_tuple(in_dispute[0].box), values=tuple(sorted(disputed)), decoders=decoders))
-        for value in _unique([read.value for read, _ in group if read.value not in disputed]):
-            code = _code([(read, found_by) for read, found_by in group if read.value == value], rules, institution)
-            if code is not None:
-                codes.append(code)
+        values = sorted({read.value for read, _ in group})
+        if len(values) > 1:
+            decoders = tuple(sorted({read.decoder for read, _ in group}))
+            conflicts.append(Conflict(box=_tuple(group[0][0].box), values=tuple(values), decoders=decoders))
+            continue
+        code = _code(group, rules, institution)
+        if code is not None:
+            codes.append(code)
     return _merge_same_values(codes), conflicts
 
 
 def _group_by_place(reads: list[tuple[Read, Pass]]) -> list[list[tuple[Read, Pass]]]:
-    groups: list[list[tuple[Read, Pass]]] = []
-    for read, found_by in reads:
-        for group in groups:
-            if any(_same_symbol(other, read) for other, _ in group):
-                group.append((read, found_by))
-                break
-        else:
-            groups.append([(read, found_by)])
-    return groups
+    """Connected components of "reads the same symbol" (whatever order the reads came in)."""
+    parent = list(range(len(reads)))
 
+    def root(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
 
-def _disputed_values(group: list[tuple[Read, Pass]]) -> set[str]:
-    """Values V and W are disputed when one reader (a decoder in one pass) saw V and not W at this place, and
-    another saw W and not V: one of them misread the symbol, and nothing says which."""
-    by_reader: dict[str, set[str]] = {}
-    for read, found_by in group:
-        by_reader.setdefault(f"{read.decoder}:{found_by}", set()).add(read.value)
-    values = sorted({read.value for read, _ in group})
-    disputed: set[str] = set()
-    for i, v in enumerate(values):
-        for w in values[i + 1 :]:
-            v_alone = any(v in seen and w not in seen for seen in by_reader.values())
-            w_alone = any(w in seen and v not in seen for seen in by_reader.values())
-            if v_alone and w_alone:
-                disputed |= {v, w}
-    return disputed
+    for i in range(len(reads)):
+        for j in range(i + 1, len(reads)):
+            if _same_symbol(reads[i][0], reads[j][0]):
+                parent[root(i)] = root(j)
+    groups: dict[int, list[tuple[Read, Pass]]] = {}
+    for i, seen in enumerate(reads):
+        groups.setdefault(root(i), []).append(seen)
+    return list(groups.values())
 
 
 def _code(same: list[tuple[Read, Pass]], rules: RuleTable, institution: str | None) -> CodeRead | None:
@@ -284,12 +295,12 @@ def _code(same: list[tuple[Read, Pass]], rules: RuleTable, institution: str | No
 
 
 def _same_symbol(a: Read, b: Read) -> bool:
-    """Two reads of one symbol: the same family of symbology at overlapping places (not from a skewed copy)."""
-    return _family(a.symbology) == _family(b.symbology) and _near(a.box, b.box)
+    """Two reads of one symbol: the same family of symbology, and most of the smaller box inside the other.
 
-
-def _near(a: Box, b: Box) -> bool:
-    return a.padded().overlaps(b.padded())
+    Both decoders report a symbol's whole extent (zxing-cpp the bars' full height too), so two codes printed
+    close together do not overlap like this, and a misread of one symbol in another pass or tile does.
+    """
+    return _family(a.symbology) == _family(b.symbology) and a.box.containment(b.box) >= _SAME_SYMBOL
 
 
 def _family(symbology: str) -> str:
@@ -321,7 +332,7 @@ def _result(
     institution: str | None,
     loaded: LoadedImage,
     seconds: float,
-    notes: tuple[str, ...],
+    notes: list[str],
 ) -> BarcodeResult:
     by_role: Callable[[str], list[str]] = lambda role: _unique(c.identifier for c in codes if c.role == role)  # noqa: E731
     specimens, disposables = by_role("specimen"), by_role("disposable")
@@ -344,14 +355,15 @@ def _result(
         MOS=bool(disposables),
         label=bool(disposables) and not specimens,
         disposable=disposables[0] if disposables else None,
-        not_found=not codes,
+        not_found=not codes and not conflicts,
+        needs_review=bool(conflicts),
         codes=codes,
         conflicts=conflicts,
         passes=passes,
         institution=institution,
         image_size=loaded.size,
         seconds=round(seconds, 4),
-        notes=list(notes),
+        notes=notes,
     )
 
 

@@ -7,12 +7,14 @@ run twice.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 from pathlib import Path
 
 import msgspec
 
-from integration.errors import ConfigError
+from integration.errors import ConfigError, NodeResourceError
 
 __all__ = ["Cleaned", "remove_job_files"]
 
@@ -25,7 +27,8 @@ class Cleaned(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def remove_job_files(work_dir: Path, *, job_root: Path) -> Cleaned:
-    """Delete ``work_dir`` and everything under it; raises :class:`ConfigError` if it is not inside ``job_root``."""
+    """Delete ``work_dir`` and everything under it; raises :class:`ConfigError` if it is not a directory inside
+    ``job_root``, :class:`NodeResourceError` if the file system fails while removing."""
     root = job_root.resolve()
     target = work_dir.absolute()
     if target.is_symlink() or root not in target.resolve().parents:
@@ -33,19 +36,21 @@ def remove_job_files(work_dir: Path, *, job_root: Path) -> Cleaned:
     target = target.resolve()
     if not target.exists():
         return Cleaned(path=str(target), files=0, bytes=0, existed=False)
+    if not target.is_dir():
+        raise ConfigError(f"refusing to remove {work_dir}: it is a file, not a job's working directory")
     files = size = 0
-    for dirpath, dirnames, filenames in os.walk(target, topdown=False, followlinks=False):
+    for dirpath, _, filenames in os.walk(target, followlinks=False):
         for name in filenames:
             path = Path(dirpath, name)
-            if not path.is_symlink():
-                size += path.stat().st_size
-            path.unlink()
+            with contextlib.suppress(OSError):  # counted for the report only
+                size += 0 if path.is_symlink() else path.lstat().st_size
             files += 1
-        for name in dirnames:
-            path = Path(dirpath, name)
-            if path.is_symlink():
-                path.unlink()
-            else:
-                path.rmdir()
-    target.rmdir()
+    try:
+        # rmtree works on file descriptors here (avoids_symlink_attacks): a directory swapped for a symlink
+        # while it runs is unlinked, never followed out of the root.
+        shutil.rmtree(target)
+    except FileNotFoundError:
+        pass  # a concurrent clean-up removed it first
+    except OSError as exc:
+        raise NodeResourceError(f"could not remove {target}: {exc}") from exc
     return Cleaned(path=str(target), files=files, bytes=size, existed=True)

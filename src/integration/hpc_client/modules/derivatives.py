@@ -13,6 +13,7 @@ derivative's name.
 from __future__ import annotations
 
 import copy
+import errno
 import os
 import time
 from datetime import UTC, datetime
@@ -23,19 +24,23 @@ import msgspec
 from PIL import Image
 
 from integration.domain import DasscoGuid
+from integration.errors import ConfigError, NodeResourceError
 
 from ._checksum import size_and_crc32
 from ._crop import find_crop
 from ._image import DEFAULT_MAX_MEGAPIXELS, LoadedImage, load_image, resolution_of
+from ._job import JobInput
 
 __all__ = [
     "MODULE_VERSION",
     "CropOutcome",
     "DerivativeFile",
     "DerivativeSettings",
+    "DerivativesJob",
     "DerivativesResult",
     "make_derivatives",
     "make_derivatives_file",
+    "run_derivatives",
 ]
 
 MODULE_VERSION = "1.0.0"
@@ -86,6 +91,22 @@ class DerivativesResult(msgspec.Struct, frozen=True, kw_only=True):
     notes: list[str] = []
 
 
+class DerivativesJob(JobInput, frozen=True, kw_only=True):
+    """The cropping & derivatives job. ``from_raw``: demosaic the raw sibling instead of reading the image
+    (a camera JPEG/TIFF may be a processed, lower-quality copy of the raw)."""
+
+    out_dir: str
+    from_raw: bool = False
+    settings: DerivativeSettings = msgspec.field(default_factory=DerivativeSettings)
+
+
+def run_derivatives(job: DerivativesJob) -> DerivativesResult:
+    source = Path(job.raw) if job.from_raw and job.raw else job.image_path
+    return make_derivatives_file(
+        source, guid=job.guid, out_dir=Path(job.out_dir), metadata=job.metadata, settings=job.settings
+    )
+
+
 def make_derivatives_file(
     path: Path,
     *,
@@ -95,6 +116,7 @@ def make_derivatives_file(
     settings: DerivativeSettings | None = None,
 ) -> DerivativesResult:
     settings = settings or DerivativeSettings()
+    DasscoGuid.parse(guid).derivative_of(1)  # a wrong GUID is refused before a 200 MP file is decoded
     loaded = load_image(path, max_megapixels=settings.max_megapixels)
     return make_derivatives(loaded, guid=guid, out_dir=out_dir, metadata=metadata, settings=settings)
 
@@ -115,7 +137,10 @@ def make_derivatives(
     source_ppi, ppi_source = resolution_of(loaded, configured_ppi=settings.sensor_ppi)
     crop = _crop(loaded.image, settings)
     image = loaded.image.crop(crop.box) if crop.applied and crop.box else loaded.image
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise _write_failure(out_dir, exc) from exc
     parent_metadata = metadata or {}
     derivatives = []
     for number, target_ppi, file_format in ((1, settings.tiff_ppi, "tif"), (2, settings.jpeg_ppi, "jpeg")):
@@ -203,5 +228,14 @@ def _write(image: Image.Image, path: Path, file_format: str, ppi: float, setting
         with partial.open("rb+") as handle:
             os.fsync(handle.fileno())
         partial.replace(path)
+    except OSError as exc:
+        raise _write_failure(path, exc) from exc
     finally:
         partial.unlink(missing_ok=True)
+
+
+def _write_failure(path: Path, exc: OSError) -> NodeResourceError | ConfigError:
+    """A full or failing disk is the node's (retry); a path that cannot be a directory or file is the job's."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.ESTALE, errno.EROFS):
+        return NodeResourceError(f"cannot write {path}: {exc}")
+    return ConfigError(f"cannot write {path}: {exc}")

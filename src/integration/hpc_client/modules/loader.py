@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import msgspec
 
-from integration.errors import DownloadFailed, DownloadRefused
+from integration.errors import ConfigError, DownloadFailed, DownloadRefused
 
 from ._checksum import CHUNK, size_and_crc32
 
@@ -42,22 +42,30 @@ def download(
     backoff_s: float = 1.0,
     client: httpx.Client | None = None,
 ) -> Download:
-    """Fetch ``url`` into ``destination``; raises :class:`DownloadFailed` (retry later) or
-    :class:`DownloadRefused` (a 4xx: the link itself is wrong)."""
+    """Fetch ``url`` into ``destination``; raises :class:`DownloadFailed` (retry later),
+    :class:`DownloadRefused` (a 4xx or a malformed link: the link itself is wrong) or :class:`ConfigError` (401/403:
+    the node's credentials are refused, which every download would meet)."""
     started = time.perf_counter()
     partial = destination.with_name(destination.name + ".partial")
     destination.parent.mkdir(parents=True, exist_ok=True)
+    if _complete_already(partial, expected_crc32, expected_size):
+        partial.replace(destination)  # an earlier run fetched it all and stopped before the rename
+        size = destination.stat().st_size
+        return Download(path=str(destination), size_bytes=size, crc32=expected_crc32, resumed_from=size,
+                        attempts=0, seconds=round(time.perf_counter() - started, 3))  # fmt: skip
     owns_client = client is None
     http = client or httpx.Client(timeout=timeout_s, follow_redirects=True)
     last_error: Exception | None = None
     try:
         for attempt in range(1, attempts + 1):
+            if attempt > 1:
+                time.sleep(backoff_s * 2 ** (attempt - 2))
             try:
                 kept, size, crc = _fetch(http, url, partial, headers or {})
+            except (httpx.InvalidURL, httpx.UnsupportedProtocol) as exc:
+                raise DownloadRefused(f"{url}: not a usable link: {exc}", status_code=0, url=url) from exc
             except (httpx.HTTPError, OSError, _ServerError) as exc:
                 last_error = exc
-                if attempt < attempts:
-                    time.sleep(backoff_s * 2 ** (attempt - 1))
                 continue
             if crc != expected_crc32 or (expected_size is not None and size != expected_size):
                 partial.unlink(missing_ok=True)
@@ -81,17 +89,26 @@ class _ServerError(Exception):
     pass
 
 
+def _complete_already(partial: Path, expected_crc32: int, expected_size: int | None) -> bool:
+    """A partial of the expected size and CRC-32 (a run that died before its rename) needs no download."""
+    if expected_size is None or not partial.exists() or partial.stat().st_size != expected_size:
+        return False
+    return size_and_crc32(partial) == (expected_size, expected_crc32)
+
+
 def _fetch(http: httpx.Client, url: str, partial: Path, headers: dict[str, str]) -> tuple[int, int, int]:
     """Stream ``url`` into ``partial``, resuming if the server agrees, computing the CRC-32 as the bytes arrive;
     returns the bytes kept from before, and the whole file's size and CRC-32."""
     have = partial.stat().st_size if partial.exists() else 0
-    request_headers = dict(headers)
+    request_headers = {**headers, "Accept-Encoding": "identity"}  # offsets count stored bytes, not decoded ones
     if have:
         request_headers["Range"] = f"bytes={have}-"
     with http.stream("GET", url, headers=request_headers) as response:
         if response.status_code == 416 and have:  # our partial is complete or longer than the file: start again
             partial.unlink()
             raise _ServerError("range not satisfiable; starting again")
+        if response.status_code in (401, 403, 407):  # our credentials, not the asset: every download gets this
+            raise ConfigError(f"{url}: HTTP {response.status_code}: the share refuses this node's credentials")
         if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
             raise DownloadRefused(f"{url}: HTTP {response.status_code}", status_code=response.status_code, url=url)
         if response.status_code >= 400:
@@ -103,7 +120,7 @@ def _fetch(http: httpx.Client, url: str, partial: Path, headers: dict[str, str])
             raise _ServerError(f"unexpected partial content ({content_range!r}); starting again")
         size, crc = size_and_crc32(partial) if resumed else (0, 0)
         with partial.open("ab" if resumed else "wb") as handle:
-            for chunk in response.iter_bytes(CHUNK):
+            for chunk in response.iter_raw(CHUNK):
                 handle.write(chunk)
                 crc = zlib.crc32(chunk, crc)
                 size += len(chunk)

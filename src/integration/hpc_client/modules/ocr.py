@@ -23,11 +23,21 @@ import msgspec
 import numpy as np
 from PIL import Image, ImageOps
 
-from integration.errors import ConfigError, ImageUnreadable
+from integration.errors import ConfigError, ImageUnreadable, NodeResourceError
 
 from ._image import DEFAULT_MAX_MEGAPIXELS, LoadedImage, load_image
+from ._job import JobInput
 
-__all__ = ["MODULE_VERSION", "OcrRegion", "OcrResult", "OcrSettings", "read_text", "read_text_file"]
+__all__ = [
+    "MODULE_VERSION",
+    "OcrJob",
+    "OcrRegion",
+    "OcrResult",
+    "OcrSettings",
+    "read_text",
+    "read_text_file",
+    "run_ocr",
+]
 
 MODULE_VERSION = "1.0.0"
 
@@ -54,6 +64,7 @@ class OcrSettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     low_confidence: float = 60.0  # a region below this mean word confidence is "low confidence"
     trusted_word_confidence: float = 50.0  # words below this are left out of a region's text (kept in all_text)
     max_skew_degrees: float = 5.0
+    try_rotations: bool = True  # no text upright: try the image turned by 90, 270, 180 degrees
     max_region_megapixels: float = 6.0  # a region is not scaled beyond this (time grows with it, reading does not)
     timeout_s: float = 120.0  # per tesseract call
     max_megapixels: float = DEFAULT_MAX_MEGAPIXELS
@@ -76,6 +87,7 @@ class OcrResult(msgspec.Struct, frozen=True, kw_only=True):
     languages: list[str]
     image_size: tuple[int, int]
     seconds: float
+    rotation: int = 0  # degrees counter-clockwise the image was turned to find text; region boxes are in that frame
     module: str = "ocr"
     version: str = MODULE_VERSION
     notes: list[str] = []
@@ -88,6 +100,16 @@ class _Word(msgspec.Struct, frozen=True):
     bottom: int
     text: str
     confidence: float
+
+
+class OcrJob(JobInput, frozen=True, kw_only=True):
+    """The OCR job: the asset's image, read in the languages of its metadata's ``institution``."""
+
+    settings: OcrSettings = msgspec.field(default_factory=OcrSettings)
+
+
+def run_ocr(job: OcrJob) -> OcrResult:
+    return read_text_file(job.image_path, institution=job.institution, settings=job.settings)
 
 
 def read_text_file(path: Path, *, institution: str | None = None, settings: OcrSettings | None = None) -> OcrResult:
@@ -103,10 +125,21 @@ def read_text(loaded: LoadedImage, *, institution: str | None = None, settings: 
     wanted = _languages_for(institution, settings)
     languages, notes = _languages(wanted)
     grey = loaded.grey()
-    words = _layout_words(grey, settings)
+    source = str(loaded.path)
+    words = _layout_words(grey, settings, source)
+    rotation = 0
+    if settings.try_rotations and _text_score(words) < _UPRIGHT_ENOUGH:
+        best = _text_score(words)
+        for quarter_turns in (1, 3, 2):
+            turned = np.ascontiguousarray(np.rot90(grey, k=quarter_turns))  # counter-clockwise
+            turned_words = _layout_words(turned, settings, source)
+            if _text_score(turned_words) > 2 * best + _UPRIGHT_ENOUGH / 4:
+                grey, words, rotation, best = turned, turned_words, 90 * quarter_turns, _text_score(turned_words)
+        if rotation:
+            notes.append(f"little text upright: read after turning the image {rotation} degrees counter-clockwise")
     regions = []
     for found in _regions(words, grey.shape, settings):
-        region = _read_region(grey, found, "+".join(languages), settings)
+        region = _read_region(grey, found, "+".join(languages), settings, source)
         if region is not None:
             regions.append(region)
     regions.sort(key=lambda r: (r.box[1], r.box[0]))
@@ -119,8 +152,18 @@ def read_text(loaded: LoadedImage, *, institution: str | None = None, settings: 
         languages=languages,
         image_size=loaded.size,
         seconds=round(time.perf_counter() - started, 3),
+        rotation=rotation,
         notes=[*loaded.notes, *notes],
     )
+
+
+#: letters in confidently read layout words above which the image is taken to be upright (about three words)
+_UPRIGHT_ENOUGH = 15
+
+
+def _text_score(words: list[_Word]) -> int:
+    """Letters in layout words tesseract is fairly sure of: sideways text gives few, upright text many."""
+    return sum(sum(ch.isalpha() for ch in word.text) for word in words if word.confidence >= 70)
 
 
 def _languages_for(institution: str | None, settings: OcrSettings) -> tuple[str, ...]:
@@ -151,7 +194,7 @@ def _languages(wanted: tuple[str, ...]) -> tuple[list[str], list[str]]:
     return languages, notes
 
 
-def _tesseract_data(image: Image.Image, *, lang: str, psm: int, timeout_s: float) -> list[_Word]:
+def _tesseract_data(image: Image.Image, *, lang: str, psm: int, timeout_s: float, source: str) -> list[_Word]:
     """tesseract's words with boxes and confidences; ``OMP_THREAD_LIMIT=1`` so parallel jobs do not fight."""
     import pytesseract
 
@@ -162,8 +205,10 @@ def _tesseract_data(image: Image.Image, *, lang: str, psm: int, timeout_s: float
         )
     except pytesseract.TesseractNotFoundError as exc:
         raise ConfigError("tesseract is not installed here (Debian: apt-get install tesseract-ocr)") from exc
-    except (RuntimeError, pytesseract.TesseractError) as exc:  # RuntimeError: the timeout
-        raise ImageUnreadable(f"tesseract failed: {exc}", path="") from exc
+    except RuntimeError as exc:  # pytesseract's timeout: a busy node, or a pathological page; retried, bounded
+        raise NodeResourceError(f"tesseract did not finish {source} within {timeout_s:g} s") from exc
+    except pytesseract.TesseractError as exc:
+        raise ImageUnreadable(f"tesseract failed on {source}: {exc}", path=source) from exc
     words = []
     for i, text in enumerate(data["text"]):
         confidence = float(data["conf"][i])
@@ -185,7 +230,7 @@ def _line_breaks(data: dict[str, list[object]]) -> set[int]:
     return {i for i in range(len(kept)) if i == len(kept) - 1 or kept[i + 1] != kept[i]}
 
 
-def _layout_words(grey: np.ndarray, settings: OcrSettings) -> list[_Word]:
+def _layout_words(grey: np.ndarray, settings: OcrSettings, source: str) -> list[_Word]:
     """Words found by a sparse-text pass over a reduced copy, in the original's pixels."""
     height, width = grey.shape
     factor = max(1.0, max(height, width) / settings.locate_long_side)
@@ -193,7 +238,7 @@ def _layout_words(grey: np.ndarray, settings: OcrSettings) -> list[_Word]:
     if factor > 1.0:
         small = small.resize((round(width / factor), round(height / factor)), Image.Resampling.LANCZOS)
     small = ImageOps.autocontrast(small, cutoff=1)
-    found = _tesseract_data(small, lang="eng", psm=11, timeout_s=settings.timeout_s)
+    found = _tesseract_data(small, lang="eng", psm=11, timeout_s=settings.timeout_s, source=source)
     words = []
     for word in found:
         letters = sum(ch.isalnum() for ch in word.text)
@@ -275,13 +320,15 @@ def _group_words(words: list[_Word]) -> list[list[_Word]]:
     return list(groups.values())
 
 
-def _read_region(grey: np.ndarray, region: _Region, lang: str, settings: OcrSettings) -> OcrRegion | None:
-    readings = [_read_at(grey, region, lang, text_px, settings) for text_px in settings.target_text_px]
+def _read_region(grey: np.ndarray, region: _Region, lang: str, settings: OcrSettings, source: str) -> OcrRegion | None:
+    readings = [_read_at(grey, region, lang, text_px, settings, source) for text_px in settings.target_text_px]
     found = [reading for reading in readings if reading is not None]
     return max(found, key=lambda reading: (reading.confidence, reading.words)) if found else None
 
 
-def _read_at(grey: np.ndarray, region: _Region, lang: str, text_px: int, settings: OcrSettings) -> OcrRegion | None:
+def _read_at(
+    grey: np.ndarray, region: _Region, lang: str, text_px: int, settings: OcrSettings, source: str
+) -> OcrRegion | None:
     left, top, right, bottom = region.left, region.top, region.right, region.bottom
     crop = Image.fromarray(grey[top:bottom, left:right])
     scale = min(4.0, max(0.2, text_px / max(1.0, region.text_px)))
@@ -293,7 +340,7 @@ def _read_at(grey: np.ndarray, region: _Region, lang: str, text_px: int, setting
     skew = _skew_degrees(crop, settings.max_skew_degrees)
     if skew:
         crop = crop.rotate(skew, resample=Image.Resampling.BICUBIC, expand=True, fillcolor=255)
-    read = _tesseract_data(crop, lang=lang, psm=6, timeout_s=settings.timeout_s)
+    read = _tesseract_data(crop, lang=lang, psm=6, timeout_s=settings.timeout_s, source=source)
     kept = [w for w in read if sum(ch.isalnum() for ch in w.text) > 0]
     if not kept:
         return None
