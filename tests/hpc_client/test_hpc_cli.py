@@ -104,3 +104,14 @@ def test_ocr_and_cleanup_commands(tmp_path: Path) -> None:
     refused = CliRunner().invoke(app, ["hpc", "cleanup", str(tmp_path), "--job-root", str(root)])
     assert refused.exit_code == 2
     assert tmp_path.exists()
+
+
+def test_codes_that_are_no_specimen_codes_are_not_called_not_found(tmp_path: Path) -> None:
+    from imaging_support import add_code128
+
+    path = tmp_path / "other.png"
+    add_code128(Image.new("RGB", (1200, 900), (238, 232, 212)), "XYZ 123", at=(200, 300)).save(path)
+    result = CliRunner().invoke(app, ["hpc", "barcode", str(path), "-i", "NHMD"])
+    assert result.exit_code == 0
+    assert "1 code(s) read, none of them a specimen code" in result.output
+    assert "XYZ 123" in result.output

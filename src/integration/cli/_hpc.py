@@ -93,8 +93,15 @@ def barcode(
     result = _run(work)
 
     def summary() -> list[str]:
-        lines = [f"{file.name}: " + (f"{result.asset_subject} {', '.join(result.barcodes)}" if result.barcodes else
-                                     "no barcode found")]  # fmt: skip
+        if result.barcodes:
+            headline = f"{result.asset_subject} {', '.join(result.barcodes)}"
+        elif result.needs_review:
+            headline = "NEEDS REVIEW: the decoders disagree on a code (nothing reported)"
+        elif result.codes:
+            headline = f"{len(result.codes)} code(s) read, none of them a specimen code under the rules"
+        else:
+            headline = "no barcode found"
+        lines = [f"{file.name}: {headline}"]
         for code in result.codes:
             lines.append(
                 f"  {code.role:<13} {code.identifier}  ({code.symbology}, {code.found_by} pass, "
