@@ -60,11 +60,13 @@ def loaded(image: Image.Image, *, dpi: float | None = None) -> LoadedImage:
     return LoadedImage(image=image, path=Path("generated.png"), source_format="PNG", dpi=dpi)
 
 
-def add_code128(image: Image.Image, text: str, *, at: tuple[int, int], module_px: int = 3) -> Image.Image:
-    """``image`` with a second Code 128 sticker pasted at ``at``."""
+def add_code128(
+    image: Image.Image, text: str, *, at: tuple[int, int], module_px: int = 3, bar_height: int | None = None
+) -> Image.Image:
+    """``image`` with a second Code 128 sticker pasted at ``at`` (bars ``bar_height`` high, 30 modules if None)."""
     bars = np.pad(code128_modules(text), 10, constant_values=False)
     row = np.where(np.repeat(bars, module_px), 0, 255).astype(np.uint8)
-    strip = Image.fromarray(np.broadcast_to(row, (module_px * 30, row.size)).copy()).convert("RGB")
+    strip = Image.fromarray(np.broadcast_to(row, (bar_height or module_px * 30, row.size)).copy()).convert("RGB")
     copy = image.copy()
     copy.paste(strip, at)
     return copy

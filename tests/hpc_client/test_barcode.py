@@ -327,3 +327,61 @@ def test_stacked_stickers_on_a_sheet_are_both_read() -> None:
     result = read_barcodes(loaded(image), institution="NHMD")
     assert sorted(result.barcodes) == ["NHMD-100001", "NHMD-100003", "NHMD-100004"]
     assert result.conflicts == []
+
+
+def test_a_misread_beside_the_scan_strips_of_a_tilted_code_is_a_conflict() -> None:
+    """Tilted, the decoders report only the strip where a scan line crossed every bar, or a point; a scan line
+    through part of the bars misread a Code 128 as a valid EAN-13 just above that strip."""
+    reads = [
+        (Read("NHMD-00000001", "code128", Box(760, 990, 1190, 1021), "zxing"), "tiles"),
+        (Read("NHMD-00000001", "code128", Box(1184, 991, 1185, 992), "pyzbar"), "tiles"),
+        (Read("7978971111021", "ean13", Box(753, 978, 1196, 981), "zxing"), "tiles"),
+    ]
+    codes, conflicts = barcode_module._resolve(reads, load_rules(), "BR")
+    assert codes == []
+    assert "7978971111021" in conflicts[0].values
+
+
+def test_tilted_stacked_codes_never_yield_a_wrong_value() -> None:
+    """Two flat Code 128 stickers 10 px apart, turned 6 degrees: reading them as BR (whose rules turn any
+    EAN-13 into a specimen number) must not report the EAN-13 misread of a partial scan line."""
+    canvas = Image.new("RGB", (3000, 2400), "white")
+    canvas = add_code128(canvas, "NHMD-00000001", at=(600, 900), module_px=4, bar_height=60)
+    canvas = add_code128(canvas, "NHMD-00000002", at=(600, 970), module_px=4, bar_height=60)
+    tilted = canvas.rotate(6, fillcolor="white", resample=Image.Resampling.BICUBIC)
+    for institution in ("BR", "NHMD", None):
+        result = read_barcodes(loaded(tilted), institution=institution)
+        assert {code.value for code in result.codes} <= {"NHMD-00000001", "NHMD-00000002"}, institution
+
+
+def test_upright_stacked_flat_codes_are_two_codes() -> None:
+    canvas = Image.new("RGB", (3000, 2400), "white")
+    canvas = add_code128(canvas, "NHMD-00000001", at=(600, 900), module_px=3, bar_height=60)
+    canvas = add_code128(canvas, "NHMD-00000002", at=(600, 970), module_px=3, bar_height=60)
+    result = read_barcodes(loaded(canvas), institution="NHMD")
+    assert sorted(result.barcodes) == ["NHMD-00000001", "NHMD-00000002"]
+    assert result.conflicts == []
+
+
+def test_itf_fragments_of_a_longer_itf_are_not_a_conflict() -> None:
+    import io
+
+    import barcode
+    from barcode.writer import ImageWriter
+
+    buffer = io.BytesIO()
+    barcode.get("itf", "12345678901231", writer=ImageWriter()).write(buffer, {"module_width": 0.3, "write_text": False})
+    canvas = Image.new("RGB", (1500, 1000), "white")
+    canvas.paste(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"), (100, 300))
+    result = read_barcodes(loaded(canvas), institution="NHMD")
+    assert [code.value for code in result.codes] == ["12345678901231"]
+    assert result.conflicts == []
+    assert "skew" in result.passes  # the pass whose tilted scan lines read the fragments
+
+
+def test_without_an_institution_a_failed_check_character_still_hides_the_value(tmp_path: Path) -> None:
+    rules_file = tmp_path / "rules.toml"
+    rules_file.write_text(
+        "[[institution]]\nname = 'X'\nrules = [{ role = 'specimen', pattern = '^X[0-9]{6}$', mod43 = true }]\n"
+    )
+    assert load_rules(rules_file).classify("X123456", "code39", None) is None

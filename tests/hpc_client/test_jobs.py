@@ -55,3 +55,30 @@ def test_a_job_with_an_unknown_field_or_a_wrong_type_is_refused(asset: dict[str,
         msgspec.convert({**asset, "imagee": "x"}, BarcodeJob)
     with pytest.raises(msgspec.ValidationError, match="reduced_long_side"):
         msgspec.convert({**asset, "settings": {"reduced_long_side": "big"}}, BarcodeJob)
+
+
+def test_running_out_of_memory_is_the_nodes_failure(asset: dict[str, object], monkeypatch: pytest.MonkeyPatch) -> None:
+    from integration.errors import NodeResourceError
+    from integration.hpc_client.modules import barcode as barcode_module
+
+    def exhausted(*args: object, **kwargs: object) -> object:
+        raise MemoryError
+
+    monkeypatch.setattr(barcode_module, "read_barcodes_file", exhausted)
+    with pytest.raises(NodeResourceError, match="out of memory"):
+        run_barcode(msgspec.convert(asset, BarcodeJob))
+
+
+def test_from_raw_without_a_raw_sibling_is_refused(asset: dict[str, object], tmp_path: Path) -> None:
+    from integration.errors import ConfigError
+
+    job = msgspec.convert({**asset, "raw": None, "out_dir": str(tmp_path / "o"), "from_raw": True}, DerivativesJob)
+    with pytest.raises(ConfigError, match="no raw sibling"):
+        run_derivatives(job)
+
+
+def test_a_blank_institution_is_no_institution(asset: dict[str, object]) -> None:
+    asset["metadata"] = {"institution": "   "}
+    result = run_barcode(msgspec.convert(asset, BarcodeJob))
+    assert result.institution is None
+    assert result.barcodes == []

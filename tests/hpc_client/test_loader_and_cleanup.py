@@ -170,10 +170,13 @@ def test_a_stale_partial_from_another_file_is_caught_by_the_crc(tmp_path: Path) 
 
 
 def test_refused_credentials_are_the_nodes_problem_not_the_assets(tmp_path: Path) -> None:
-    server = _Server(ranges=True, status=403)
+    server = _Server(ranges=True, status=401)
     with pytest.raises(ConfigError, match="credentials"):
         _fetch(server, tmp_path / "asset.tif")
     assert len(server.requests) == 1
+    forbidden = _Server(ranges=True, status=403)  # this link (a closed share): the asset's, not the site's
+    with pytest.raises(DownloadRefused):
+        _fetch(forbidden, tmp_path / "asset.tif")
 
 
 def test_a_malformed_link_is_refused_at_once(tmp_path: Path) -> None:
@@ -211,9 +214,57 @@ def test_cleanup_of_a_file_is_refused_and_a_failing_disk_is_the_nodes(
     (root / "job").mkdir()
     import shutil
 
-    def failing(path: object) -> None:
-        raise OSError(errno.EIO, "Input/output error")
+    failing_error = OSError(errno.EIO, "Input/output error")
 
-    monkeypatch.setattr(shutil, "rmtree", failing)
+    monkeypatch.setattr(shutil, "rmtree", lambda path, onerror: onerror(os.rmdir, path, (OSError, failing_error, None)))
     with pytest.raises(NodeResourceError):
+        remove_job_files(root / "job", job_root=root)
+
+
+def test_a_server_that_compresses_anyway_is_decoded_and_not_resumed(tmp_path: Path) -> None:
+    import gzip
+
+    (tmp_path / "asset.tif.partial").write_bytes(DATA[:1000])
+    compressed = gzip.compress(DATA)
+    seen: list[str | None] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers.get("accept-encoding"))
+        headers = {"content-encoding": "gzip"}
+        if request.headers.get("range"):
+            headers["content-range"] = f"bytes 1000-{len(DATA) - 1}/{len(DATA)}"
+            return httpx.Response(206, headers=headers, stream=_Stream(gzip.compress(DATA[1000:]), None))
+        return httpx.Response(200, headers=headers, stream=_Stream(compressed, None))
+
+    client = httpx.Client(transport=httpx.MockTransport(handler))
+    result = download(URL, tmp_path / "asset.tif", expected_crc32=CRC, client=client, backoff_s=0)
+    assert (tmp_path / "asset.tif").read_bytes() == DATA
+    assert seen[0] == "identity"  # we asked for the stored bytes
+    assert result.resumed_from == 0
+
+
+def test_cleanup_that_leaves_something_behind_is_not_reported_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    root = tmp_path / "jobs"
+    (root / "job").mkdir(parents=True)
+    (root / "job" / "kept.tif").write_bytes(b"1")
+    monkeypatch.setattr(shutil, "rmtree", lambda path, onerror: None)  # removes nothing, reports nothing
+    with pytest.raises(NodeResourceError, match="still there"):
+        remove_job_files(root / "job", job_root=root)
+
+
+def test_cleanup_without_permission_is_a_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+
+    root = tmp_path / "jobs"
+    (root / "job").mkdir(parents=True)
+
+    def denied(path: str, onerror: object) -> None:
+        onerror(os.unlink, path, (PermissionError, PermissionError(13, "Permission denied"), None))  # type: ignore[operator]
+
+    monkeypatch.setattr(shutil, "rmtree", denied)
+    with pytest.raises(ConfigError, match="permissions"):
         remove_job_files(root / "job", job_root=root)

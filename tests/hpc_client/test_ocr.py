@@ -117,3 +117,16 @@ def test_a_tesseract_timeout_is_the_nodes_problem(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(pytesseract, "image_to_data", too_slow)
     with pytest.raises(NodeResourceError, match="within"):
         read_text(loaded(Image.new("RGB", (400, 300), "white")))
+
+
+def test_tesseract_killed_by_a_signal_is_the_nodes_problem(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pytesseract
+
+    from integration.errors import NodeResourceError
+
+    def killed(*args: object, **kwargs: object) -> object:
+        raise pytesseract.TesseractError(-9, "")
+
+    monkeypatch.setattr(pytesseract, "image_to_data", killed)
+    with pytest.raises(NodeResourceError, match="killed"):
+        read_text(loaded(Image.new("RGB", (400, 300), "white")))

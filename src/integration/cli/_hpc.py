@@ -60,6 +60,10 @@ def _run(work: Callable[[], T]) -> T:
         raise fail(str(exc), code=1) from exc
     except TransientError as exc:
         raise fail(f"{exc} (temporary: retry later)", code=EXIT_TEMPORARY) from exc
+    except MemoryError as exc:
+        raise fail(
+            "out of memory on this node (temporary: retry later, or on a larger node)", code=EXIT_TEMPORARY
+        ) from exc
     except Exception as exc:
         traceback.print_exc()
         raise fail(f"unexpected error: {exc!r}", code=EXIT_BUG) from exc
@@ -95,8 +99,12 @@ def barcode(
     def summary() -> list[str]:
         if result.barcodes:
             headline = f"{result.asset_subject} {', '.join(result.barcodes)}"
+            if result.needs_review:
+                headline += " — and NEEDS REVIEW: the decoders disagree on another code"
         elif result.needs_review:
             headline = "NEEDS REVIEW: the decoders disagree on a code (nothing reported)"
+        elif result.codes and result.institution is None:
+            headline = f"{len(result.codes)} code(s) read; give --institution to say which is the specimen's"
         elif result.codes:
             headline = f"{len(result.codes)} code(s) read, none of them a specimen code under the rules"
         else:

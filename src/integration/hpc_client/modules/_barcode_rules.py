@@ -68,9 +68,9 @@ class RuleTable(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         if symbology == "codabar":
             value = strip_codabar(value)
         found = self._match(entries, value, symbology)
-        if institution is not None:
+        if institution is not None or found is None:  # None: a rule's check character failed
             return found
-        return Classified("other", value, None, found.institution if found else None)
+        return Classified("other", value, None, found.institution)
 
     @staticmethod
     def _match(entries: list[InstitutionRules], value: str, symbology: str) -> Classified | None:

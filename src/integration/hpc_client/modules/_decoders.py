@@ -64,6 +64,7 @@ class View:
     scale: float = 1.0  # array pixels per original pixel
     degrees: float = 0.0  # the array is the (scaled) original rotated counter-clockwise by this, same size
     centre: tuple[float, float] = (0.0, 0.0)  # the rotation's centre, in the array's pixels
+    tile: Box | None = None  # the part of the original the array shows, when it is a tile
 
     def box(self, xs: list[float], ys: list[float]) -> Box:
         if self.degrees:

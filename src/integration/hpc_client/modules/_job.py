@@ -3,12 +3,16 @@ that the job runner decodes from JSON and the modules' ``run_*`` functions take.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-__all__ = ["JobInput"]
+from integration.errors import NodeResourceError
+
+__all__ = ["JobInput", "node_failures"]
 
 
 class JobInput(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -24,4 +28,13 @@ class JobInput(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     @property
     def institution(self) -> str | None:
         value = self.metadata.get("institution")
-        return value if isinstance(value, str) and value else None
+        return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+@contextlib.contextmanager
+def node_failures(what: str) -> Iterator[None]:
+    """Running out of memory anywhere in a job is the node's failure (retried), not the asset's."""
+    try:
+        yield
+    except MemoryError as exc:
+        raise NodeResourceError(f"{what}: out of memory on this node") from exc

@@ -22,7 +22,7 @@ from PIL import Image
 from ._barcode_rules import RuleTable, load_rules
 from ._decoders import Box, Read, View, pyzbar_reads, zxing_reads
 from ._image import DEFAULT_MAX_MEGAPIXELS, LoadedImage, load_image
-from ._job import JobInput
+from ._job import JobInput, node_failures
 from ._symbols import CHECKED_BY_DECODER, LINEAR, gtin_check_ok
 
 __all__ = [
@@ -41,6 +41,7 @@ MODULE_VERSION = "1.0.0"
 Pass = Literal["reduced", "full", "tiles", "skew"]
 _MIN_SIDE = 8
 _SAME_SYMBOL = 0.5  # containment above which two reads are of one symbol
+_FULL_HEIGHT = 0.1  # a linear code's box this high (of its width) shows the whole bars, not one scan strip
 _SELF_CHECKING = CHECKED_BY_DECODER | {"ean13", "ean8"}
 Subject = Literal["specimen", "label", "device target", "folder", ""]
 
@@ -109,7 +110,8 @@ class BarcodeJob(JobInput, frozen=True, kw_only=True):
 
 
 def run_barcode(job: BarcodeJob, *, rules: RuleTable | None = None) -> BarcodeResult:
-    return read_barcodes_file(job.image_path, institution=job.institution, settings=job.settings, rules=rules)
+    with node_failures(f"barcode {job.guid}"):
+        return read_barcodes_file(job.image_path, institution=job.institution, settings=job.settings, rules=rules)
 
 
 def read_barcodes_file(
@@ -151,7 +153,7 @@ def read_barcodes(
         passes.append(name)
         pass_reads: list[Read] = []
         for array, view in views:
-            found = zxing_reads(array, view)
+            found = [read for read in zxing_reads(array, view) if not _cut_by_tile(read, view, grey.shape)]
             pass_reads += found
             if settings.second_opinion:
                 pass_reads += _second_opinion(grey, found)
@@ -176,6 +178,22 @@ def _passes(grey: np.ndarray, settings: BarcodeSettings) -> Iterator[tuple[Pass,
     yield "tiles", _tiles(grey, settings)
     base, base_view = (_reduce(grey, factor), View(scale=1 / factor)) if factor > 1 else (grey, View())
     yield "skew", _skewed(base, base_view, settings.skew_degrees)
+
+
+def _cut_by_tile(read: Read, view: View, shape: tuple[int, ...]) -> bool:
+    """A linear code that touches a tile's inner edge was cut by it: its value may be a fragment (ITF reads
+    pieces of a longer code as valid codes). The tiles overlap, so another tile holds the whole symbol."""
+    tile = view.tile
+    if tile is None or _family(read.symbology) != "linear":
+        return False
+    height, width = shape[0], shape[1]
+    box, near = read.box, 3
+    return (
+        (tile.left > 0 and box.left <= tile.left + near)
+        or (tile.top > 0 and box.top <= tile.top + near)
+        or (tile.right < width and box.right >= tile.right - near)
+        or (tile.bottom < height and box.bottom >= tile.bottom - near)
+    )
 
 
 def _second_opinion(grey: np.ndarray, reads: list[Read]) -> list[Read]:
@@ -223,7 +241,7 @@ def _tiles(grey: np.ndarray, settings: BarcodeSettings) -> Iterator[tuple[np.nda
                 tile = np.asarray(Image.fromarray(tile).resize(size, Image.Resampling.LANCZOS))
             else:
                 scale = 1.0
-            yield tile, View(left=left, top=top, scale=scale)
+            yield tile, View(left=left, top=top, scale=scale, tile=Box(left, top, right, bottom))
 
 
 def _skewed(grey: np.ndarray, view: View, angles: tuple[float, ...]) -> Iterator[tuple[np.ndarray, View]]:
@@ -247,6 +265,7 @@ def _resolve(
     codes: list[CodeRead] = []
     conflicts: list[Conflict] = []
     for group in _group_by_place(reads):
+        group = _without_itf_fragments(group)
         values = sorted({read.value for read, _ in group})
         if len(values) > 1:
             decoders = tuple(sorted({read.decoder for read, _ in group}))
@@ -258,8 +277,50 @@ def _resolve(
     return _merge_same_values(codes), conflicts
 
 
+def _without_itf_fragments(group: list[tuple[Read, Pass]]) -> list[tuple[Read, Pass]]:
+    """ITF has no mandatory check and no fixed length: a scan line crossing a tilted ITF symbol partly reads a
+    valid shorter code (1234, 1234567890 of 12345678901231). An ITF value that is part of a longer ITF value
+    read at the same place by at least two decoder calls is such a fragment, not a disagreement."""
+    itf = [read for read, _ in group if read.symbology == "itf"]
+    confirmed = {value for value in {read.value for read in itf} if sum(read.value == value for read in itf) >= 2}
+
+    def fragment(read: Read) -> bool:
+        return read.symbology == "itf" and any(read.value in longer and read.value != longer for longer in confirmed)
+
+    return [(read, found_by) for read, found_by in group if not fragment(read)]
+
+
 def _group_by_place(reads: list[tuple[Read, Pass]]) -> list[list[tuple[Read, Pass]]]:
-    """Connected components of "reads the same symbol" (whatever order the reads came in)."""
+    """The reads of each symbol on the image, whatever order they came in.
+
+    1. *Full* reads — every 2-D code read, and linear reads whose box shows the bars' height (upright, both
+       decoders report a linear code's whole extent) — are one symbol where most of the smaller box lies inside
+       the other (connected components).
+    2. Every other read — a strip where one scan line crossed a tilted code, a single point (pyzbar), a part
+       cut by a tile's edge — joins the symbol whose box it lies in, preferring one with its own value; a read
+       inside a symbol with another value is a disagreement there (a conflict).
+    3. Reads inside no full symbol (a tilted code has no full read) are one symbol when they overlap horizontally
+       and lie within a fifth of their width of each other: a misread from a scan line through part of the bars
+       lies beside the strip of the good reads, and is caught as a conflict rather than reported. Two tilted
+       codes printed close together therefore come back as a conflict too: safe, and a person looks.
+    """
+    full = [seen for seen in reads if _is_full(seen[0])]
+    partial = [seen for seen in reads if not _is_full(seen[0])]
+    groups = _components(full, lambda a, b: _family(a.symbology) == _family(b.symbology)
+                         and a.box.containment(b.box) >= _SAME_SYMBOL)  # fmt: skip
+    unplaced: list[tuple[Read, Pass]] = []
+    for read, found_by in partial:
+        inside = [g for g in groups if any(_lies_in(read, other) for other, _ in g)]
+        agreeing = [g for g in inside if any(other.value == read.value for other, _ in g)]
+        candidates = agreeing or inside
+        if candidates:
+            candidates[0].append((read, found_by))
+        else:
+            unplaced.append((read, found_by))
+    return groups + _components(unplaced, _near_strips)
+
+
+def _components(reads: list[tuple[Read, Pass]], same: Callable[[Read, Read], bool]) -> list[list[tuple[Read, Pass]]]:
     parent = list(range(len(reads)))
 
     def root(i: int) -> int:
@@ -270,12 +331,42 @@ def _group_by_place(reads: list[tuple[Read, Pass]]) -> list[list[tuple[Read, Pas
 
     for i in range(len(reads)):
         for j in range(i + 1, len(reads)):
-            if _same_symbol(reads[i][0], reads[j][0]):
+            if same(reads[i][0], reads[j][0]):
                 parent[root(i)] = root(j)
     groups: dict[int, list[tuple[Read, Pass]]] = {}
     for i, seen in enumerate(reads):
         groups.setdefault(root(i), []).append(seen)
     return list(groups.values())
+
+
+def _is_full(read: Read) -> bool:
+    box = read.box
+    if _family(read.symbology) != "linear":
+        return True
+    width = box.right - box.left
+    return width >= _MIN_SIDE and box.bottom - box.top >= _FULL_HEIGHT * width  # a point is no extent
+
+
+def _lies_in(read: Read, symbol: Read) -> bool:
+    """A strip or point read lies in a full read's box: across half its own width, and vertically within it."""
+    if _family(read.symbology) != _family(symbol.symbology):
+        return False
+    box, area = read.box, symbol.box
+    slack = 0.05 * (area.right - area.left) + 2
+    overlap_x = min(box.right, area.right + slack) - max(box.left, area.left - slack)
+    middle_y = (box.top + box.bottom) / 2
+    return overlap_x >= 0.5 * max(1, box.right - box.left) and area.top - slack <= middle_y <= area.bottom + slack
+
+
+def _near_strips(a: Read, b: Read) -> bool:
+    if _family(a.symbology) != _family(b.symbology):
+        return False
+    if a.box.containment(b.box) >= _SAME_SYMBOL:
+        return True
+    overlap_x = min(a.box.right, b.box.right) - max(a.box.left, b.box.left)
+    narrower = max(1, min(a.box.right - a.box.left, b.box.right - b.box.left))
+    gap_y = max(a.box.top, b.box.top) - min(a.box.bottom, b.box.bottom)
+    return overlap_x >= 0.5 * narrower and gap_y <= 0.2 * max(a.box.right - a.box.left, b.box.right - b.box.left)
 
 
 def _code(same: list[tuple[Read, Pass]], rules: RuleTable, institution: str | None) -> CodeRead | None:
@@ -292,15 +383,6 @@ def _code(same: list[tuple[Read, Pass]], rules: RuleTable, institution: str | No
         box=_tuple(first.box), found_by=found_by, decoders=decoders, short_id=classified.short_id,
         institution=classified.institution,
     )  # fmt: skip
-
-
-def _same_symbol(a: Read, b: Read) -> bool:
-    """Two reads of one symbol: the same family of symbology, and most of the smaller box inside the other.
-
-    Both decoders report a symbol's whole extent (zxing-cpp the bars' full height too), so two codes printed
-    close together do not overlap like this, and a misread of one symbol in another pass or tile does.
-    """
-    return _family(a.symbology) == _family(b.symbology) and a.box.containment(b.box) >= _SAME_SYMBOL
 
 
 def _family(symbology: str) -> str:

@@ -45,12 +45,19 @@ def remove_job_files(work_dir: Path, *, job_root: Path) -> Cleaned:
             with contextlib.suppress(OSError):  # counted for the report only
                 size += 0 if path.is_symlink() else path.lstat().st_size
             files += 1
-    try:
-        # rmtree works on file descriptors here (avoids_symlink_attacks): a directory swapped for a symlink
-        # while it runs is unlinked, never followed out of the root.
-        shutil.rmtree(target)
-    except FileNotFoundError:
-        pass  # a concurrent clean-up removed it first
-    except OSError as exc:
-        raise NodeResourceError(f"could not remove {target}: {exc}") from exc
+    failures: list[OSError] = []
+
+    def on_error(function: object, path: str, exc_info: tuple[type[BaseException], BaseException, object]) -> None:
+        error = exc_info[1]
+        if not isinstance(error, FileNotFoundError):  # gone already (a concurrent clean-up): fine
+            failures.append(error if isinstance(error, OSError) else OSError(str(error)))
+
+    # rmtree works on file descriptors here (avoids_symlink_attacks): a directory swapped for a symlink while it
+    # runs is unlinked, never followed out of the root. Errors are collected, and the result checked.
+    shutil.rmtree(target, onerror=on_error)
+    if target.exists() or failures:
+        first = failures[0] if failures else OSError(f"{target} is still there")
+        if isinstance(first, PermissionError):
+            raise ConfigError(f"could not remove {target}: {first} (permissions: retrying will not help)")
+        raise NodeResourceError(f"could not remove {target}: {first}")
     return Cleaned(path=str(target), files=files, bytes=size, existed=True)

@@ -29,7 +29,7 @@ from integration.errors import ConfigError, NodeResourceError
 from ._checksum import size_and_crc32
 from ._crop import find_crop
 from ._image import DEFAULT_MAX_MEGAPIXELS, LoadedImage, load_image, resolution_of
-from ._job import JobInput
+from ._job import JobInput, node_failures
 
 __all__ = [
     "MODULE_VERSION",
@@ -101,10 +101,13 @@ class DerivativesJob(JobInput, frozen=True, kw_only=True):
 
 
 def run_derivatives(job: DerivativesJob) -> DerivativesResult:
+    if job.from_raw and not job.raw:
+        raise ConfigError(f"derivatives {job.guid}: from_raw is set but the job names no raw sibling")
     source = Path(job.raw) if job.from_raw and job.raw else job.image_path
-    return make_derivatives_file(
-        source, guid=job.guid, out_dir=Path(job.out_dir), metadata=job.metadata, settings=job.settings
-    )
+    with node_failures(f"derivatives {job.guid}"):
+        return make_derivatives_file(
+            source, guid=job.guid, out_dir=Path(job.out_dir), metadata=job.metadata, settings=job.settings
+        )
 
 
 def make_derivatives_file(

@@ -43,7 +43,7 @@ def download(
     client: httpx.Client | None = None,
 ) -> Download:
     """Fetch ``url`` into ``destination``; raises :class:`DownloadFailed` (retry later),
-    :class:`DownloadRefused` (a 4xx or a malformed link: the link itself is wrong) or :class:`ConfigError` (401/403:
+    :class:`DownloadRefused` (a 4xx or a malformed link: the link itself is wrong) or :class:`ConfigError` (401/407:
     the node's credentials are refused, which every download would meet)."""
     started = time.perf_counter()
     partial = destination.with_name(destination.name + ".partial")
@@ -107,20 +107,25 @@ def _fetch(http: httpx.Client, url: str, partial: Path, headers: dict[str, str])
         if response.status_code == 416 and have:  # our partial is complete or longer than the file: start again
             partial.unlink()
             raise _ServerError("range not satisfiable; starting again")
-        if response.status_code in (401, 403, 407):  # our credentials, not the asset: every download gets this
+        if response.status_code in (401, 407):  # our credentials, not the asset: every download gets this
             raise ConfigError(f"{url}: HTTP {response.status_code}: the share refuses this node's credentials")
         if 400 <= response.status_code < 500 and response.status_code not in (408, 429):
             raise DownloadRefused(f"{url}: HTTP {response.status_code}", status_code=response.status_code, url=url)
         if response.status_code >= 400:
             raise _ServerError(f"HTTP {response.status_code}")
         content_range = response.headers.get("content-range", "")
-        resumed = have > 0 and response.status_code == 206 and content_range.startswith(f"bytes {have}-")
+        # a server that compresses anyway (ignoring "identity"): its bytes are decoded, and offsets into them
+        # cannot be resumed
+        encoded = response.headers.get("content-encoding", "identity").strip().lower() not in ("", "identity")
+        resumed = (
+            have > 0 and response.status_code == 206 and not encoded and content_range.startswith(f"bytes {have}-")
+        )
         if response.status_code == 206 and not resumed:  # a range we did not ask for: nothing to build on
             partial.unlink(missing_ok=True)
             raise _ServerError(f"unexpected partial content ({content_range!r}); starting again")
         size, crc = size_and_crc32(partial) if resumed else (0, 0)
         with partial.open("ab" if resumed else "wb") as handle:
-            for chunk in response.iter_raw(CHUNK):
+            for chunk in response.iter_bytes(CHUNK) if encoded else response.iter_raw(CHUNK):
                 handle.write(chunk)
                 crc = zlib.crc32(chunk, crc)
                 size += len(chunk)

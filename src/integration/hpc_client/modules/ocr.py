@@ -26,7 +26,7 @@ from PIL import Image, ImageOps
 from integration.errors import ConfigError, ImageUnreadable, NodeResourceError
 
 from ._image import DEFAULT_MAX_MEGAPIXELS, LoadedImage, load_image
-from ._job import JobInput
+from ._job import JobInput, node_failures
 
 __all__ = [
     "MODULE_VERSION",
@@ -109,7 +109,8 @@ class OcrJob(JobInput, frozen=True, kw_only=True):
 
 
 def run_ocr(job: OcrJob) -> OcrResult:
-    return read_text_file(job.image_path, institution=job.institution, settings=job.settings)
+    with node_failures(f"ocr {job.guid}"):
+        return read_text_file(job.image_path, institution=job.institution, settings=job.settings)
 
 
 def read_text_file(path: Path, *, institution: str | None = None, settings: OcrSettings | None = None) -> OcrResult:
@@ -205,10 +206,14 @@ def _tesseract_data(image: Image.Image, *, lang: str, psm: int, timeout_s: float
         )
     except pytesseract.TesseractNotFoundError as exc:
         raise ConfigError("tesseract is not installed here (Debian: apt-get install tesseract-ocr)") from exc
-    except RuntimeError as exc:  # pytesseract's timeout: a busy node, or a pathological page; retried, bounded
-        raise NodeResourceError(f"tesseract did not finish {source} within {timeout_s:g} s") from exc
     except pytesseract.TesseractError as exc:
+        if exc.status < 0:  # killed by a signal: the kernel's OOM killer, a node shutting down
+            raise NodeResourceError(f"tesseract was killed on {source} (status {exc.status})") from exc
         raise ImageUnreadable(f"tesseract failed on {source}: {exc}", path=source) from exc
+    except RuntimeError as exc:  # pytesseract's timeout (TesseractError, handled above, is a RuntimeError too)
+        raise NodeResourceError(f"tesseract did not finish {source} within {timeout_s:g} s") from exc
+    except OSError as exc:  # its temporary files: a full or failing disk
+        raise NodeResourceError(f"tesseract could not run on {source}: {exc}") from exc
     words = []
     for i, text in enumerate(data["text"]):
         confidence = float(data["conf"][i])
