@@ -2,9 +2,10 @@
 
 Cascade (docs/hpc-barcode.md): a reduced copy -> the full image -> overlapping tiles upscaled x2 -> the image
 skewed by +-5 degrees; it stops after the first pass that finds a code the institution's rules call a specimen
-code. zxing-cpp reads every pass; pyzbar gives a second opinion on the linear codes of the pass that found them.
-Two different values for one symbol (the same place on the image) are a *conflict*: neither is reported as
-a barcode. EAN/UPC check digits are verified again; Code 39 mod-43 where the rules say the labels carry it.
+code (any code, without an institution). zxing-cpp reads every pass; pyzbar gives a second opinion on a crop
+around every linear code zxing found, and reads the whole reduced copy. Reads are grouped by symbol
+(_grouping.py); different values for one symbol are a *conflict*: none is reported as a barcode. EAN/UPC check
+digits are verified again; Code 39 mod-43 where the rules say the labels carry it.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from PIL import Image
 
 from ._barcode_rules import RuleTable, load_rules
 from ._decoders import Box, Read, View, pyzbar_reads, zxing_reads
+from ._grouping import family, group_by_place, without_itf_fragments
 from ._image import DEFAULT_MAX_MEGAPIXELS, LoadedImage, load_image
 from ._job import JobInput, node_failures
 from ._symbols import CHECKED_BY_DECODER, LINEAR, gtin_check_ok
@@ -40,8 +42,6 @@ __all__ = [
 MODULE_VERSION = "1.0.0"
 Pass = Literal["reduced", "full", "tiles", "skew"]
 _MIN_SIDE = 8
-_SAME_SYMBOL = 0.5  # containment above which two reads are of one symbol
-_FULL_HEIGHT = 0.1  # a linear code's box this high (of its width) shows the whole bars, not one scan strip
 _SELF_CHECKING = CHECKED_BY_DECODER | {"ean13", "ean8"}
 Subject = Literal["specimen", "label", "device target", "folder", ""]
 
@@ -184,7 +184,7 @@ def _cut_by_tile(read: Read, view: View, shape: tuple[int, ...]) -> bool:
     """A linear code that touches a tile's inner edge was cut by it: its value may be a fragment (ITF reads
     pieces of a longer code as valid codes). The tiles overlap, so another tile holds the whole symbol."""
     tile = view.tile
-    if tile is None or _family(read.symbology) != "linear":
+    if tile is None or family(read.symbology) != "linear":
         return False
     height, width = shape[0], shape[1]
     box, near = read.box, 3
@@ -264,8 +264,8 @@ def _resolve(
     """Reads of one symbol (the same place) with one value make a code; with several values, a conflict."""
     codes: list[CodeRead] = []
     conflicts: list[Conflict] = []
-    for group in _group_by_place(reads):
-        group = _without_itf_fragments(group)
+    for group in group_by_place(reads):
+        group = without_itf_fragments(group)
         values = sorted({read.value for read, _ in group})
         if len(values) > 1:
             decoders = tuple(sorted({read.decoder for read, _ in group}))
@@ -275,98 +275,6 @@ def _resolve(
         if code is not None:
             codes.append(code)
     return _merge_same_values(codes), conflicts
-
-
-def _without_itf_fragments(group: list[tuple[Read, Pass]]) -> list[tuple[Read, Pass]]:
-    """ITF has no mandatory check and no fixed length: a scan line crossing a tilted ITF symbol partly reads a
-    valid shorter code (1234, 1234567890 of 12345678901231). An ITF value that is part of a longer ITF value
-    read at the same place by at least two decoder calls is such a fragment, not a disagreement."""
-    itf = [read for read, _ in group if read.symbology == "itf"]
-    confirmed = {value for value in {read.value for read in itf} if sum(read.value == value for read in itf) >= 2}
-
-    def fragment(read: Read) -> bool:
-        return read.symbology == "itf" and any(read.value in longer and read.value != longer for longer in confirmed)
-
-    return [(read, found_by) for read, found_by in group if not fragment(read)]
-
-
-def _group_by_place(reads: list[tuple[Read, Pass]]) -> list[list[tuple[Read, Pass]]]:
-    """The reads of each symbol on the image, whatever order they came in.
-
-    1. *Full* reads — every 2-D code read, and linear reads whose box shows the bars' height (upright, both
-       decoders report a linear code's whole extent) — are one symbol where most of the smaller box lies inside
-       the other (connected components).
-    2. Every other read — a strip where one scan line crossed a tilted code, a single point (pyzbar), a part
-       cut by a tile's edge — joins the symbol whose box it lies in, preferring one with its own value; a read
-       inside a symbol with another value is a disagreement there (a conflict).
-    3. Reads inside no full symbol (a tilted code has no full read) are one symbol when they overlap horizontally
-       and lie within a fifth of their width of each other: a misread from a scan line through part of the bars
-       lies beside the strip of the good reads, and is caught as a conflict rather than reported. Two tilted
-       codes printed close together therefore come back as a conflict too: safe, and a person looks.
-    """
-    full = [seen for seen in reads if _is_full(seen[0])]
-    partial = [seen for seen in reads if not _is_full(seen[0])]
-    groups = _components(full, lambda a, b: _family(a.symbology) == _family(b.symbology)
-                         and a.box.containment(b.box) >= _SAME_SYMBOL)  # fmt: skip
-    unplaced: list[tuple[Read, Pass]] = []
-    for read, found_by in partial:
-        inside = [g for g in groups if any(_lies_in(read, other) for other, _ in g)]
-        agreeing = [g for g in inside if any(other.value == read.value for other, _ in g)]
-        candidates = agreeing or inside
-        if candidates:
-            candidates[0].append((read, found_by))
-        else:
-            unplaced.append((read, found_by))
-    return groups + _components(unplaced, _near_strips)
-
-
-def _components(reads: list[tuple[Read, Pass]], same: Callable[[Read, Read], bool]) -> list[list[tuple[Read, Pass]]]:
-    parent = list(range(len(reads)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i in range(len(reads)):
-        for j in range(i + 1, len(reads)):
-            if same(reads[i][0], reads[j][0]):
-                parent[root(i)] = root(j)
-    groups: dict[int, list[tuple[Read, Pass]]] = {}
-    for i, seen in enumerate(reads):
-        groups.setdefault(root(i), []).append(seen)
-    return list(groups.values())
-
-
-def _is_full(read: Read) -> bool:
-    box = read.box
-    if _family(read.symbology) != "linear":
-        return True
-    width = box.right - box.left
-    return width >= _MIN_SIDE and box.bottom - box.top >= _FULL_HEIGHT * width  # a point is no extent
-
-
-def _lies_in(read: Read, symbol: Read) -> bool:
-    """A strip or point read lies in a full read's box: across half its own width, and vertically within it."""
-    if _family(read.symbology) != _family(symbol.symbology):
-        return False
-    box, area = read.box, symbol.box
-    slack = 0.05 * (area.right - area.left) + 2
-    overlap_x = min(box.right, area.right + slack) - max(box.left, area.left - slack)
-    middle_y = (box.top + box.bottom) / 2
-    return overlap_x >= 0.5 * max(1, box.right - box.left) and area.top - slack <= middle_y <= area.bottom + slack
-
-
-def _near_strips(a: Read, b: Read) -> bool:
-    if _family(a.symbology) != _family(b.symbology):
-        return False
-    if a.box.containment(b.box) >= _SAME_SYMBOL:
-        return True
-    overlap_x = min(a.box.right, b.box.right) - max(a.box.left, b.box.left)
-    narrower = max(1, min(a.box.right - a.box.left, b.box.right - b.box.left))
-    gap_y = max(a.box.top, b.box.top) - min(a.box.bottom, b.box.bottom)
-    return overlap_x >= 0.5 * narrower and gap_y <= 0.2 * max(a.box.right - a.box.left, b.box.right - b.box.left)
 
 
 def _code(same: list[tuple[Read, Pass]], rules: RuleTable, institution: str | None) -> CodeRead | None:
@@ -383,10 +291,6 @@ def _code(same: list[tuple[Read, Pass]], rules: RuleTable, institution: str | No
         box=_tuple(first.box), found_by=found_by, decoders=decoders, short_id=classified.short_id,
         institution=classified.institution,
     )  # fmt: skip
-
-
-def _family(symbology: str) -> str:
-    return "linear" if symbology in LINEAR else symbology
 
 
 def _merge_same_values(codes: list[CodeRead]) -> list[CodeRead]:
