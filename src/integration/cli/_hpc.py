@@ -52,9 +52,7 @@ def _run(work: Callable[[], T]) -> T:
         return work()
     except ImportError as exc:  # a missing package, or a package without its C library (libzbar0)
         raise fail(f"{exc}: the image modules need pip install 'dassco-integration[hpc]' and apt libzbar0") from exc
-    except (ConfigError, GroupHeld) as exc:
-        raise fail(str(exc)) from exc
-    except InvalidGuid as exc:
+    except (ConfigError, GroupHeld, InvalidGuid) as exc:  # InvalidGuid is a DataError, but here it is the call's
         raise fail(str(exc)) from exc
     except DataError as exc:
         raise fail(str(exc), code=1) from exc
