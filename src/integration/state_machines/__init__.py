@@ -1,7 +1,8 @@
 """Pure state machines: transition tables as data, one ``apply`` function, no I/O.
 
 :mod:`._machine` is the core shared by every entity kind (a table, checked once, and its ``apply``);
-:mod:`._asset` is the parent-asset lifecycle and who drives each of its states. This package imports nothing
+:mod:`._asset` is the parent-asset lifecycle and who drives each of its states; :mod:`._job` the lifecycle of one
+processing job of one asset. This package imports nothing
 that does I/O (no trio, httpx, sqlite3, store); tests/test_layers.py enforces it.
 """
 
@@ -22,7 +23,16 @@ from integration.state_machines._asset import (
     is_forward,
     states_driven_by,
 )
-from integration.state_machines._diagram import DIAGRAM_BEGIN, DIAGRAM_END, mermaid_diagram
+from integration.state_machines._diagram import DIAGRAM_BEGIN, DIAGRAM_END, JOB_DIAGRAM_BEGIN, mermaid_diagram
+from integration.state_machines._job import (
+    JOB_ACTIVE_STATES,
+    JOB_MACHINE,
+    JOB_TABLE,
+    JOB_TERMINAL_STATES,
+    JobState,
+    JobTrigger,
+    apply_job,
+)
 from integration.state_machines._machine import PREVIOUS, MachineSpec, Outcome, Row
 
 __all__ = [
@@ -32,6 +42,11 @@ __all__ = [
     "DIAGRAM_BEGIN",
     "DIAGRAM_END",
     "DRIVERS",
+    "JOB_ACTIVE_STATES",
+    "JOB_DIAGRAM_BEGIN",
+    "JOB_MACHINE",
+    "JOB_TABLE",
+    "JOB_TERMINAL_STATES",
     "NEEDS_HUMAN_STATES",
     "PREVIOUS",
     "RETRY_TARGETS",
@@ -40,11 +55,14 @@ __all__ = [
     "AssetState",
     "AssetTrigger",
     "Driver",
+    "JobState",
+    "JobTrigger",
     "MachineSpec",
     "Outcome",
     "Row",
     "Transition",
     "apply",
+    "apply_job",
     "is_forward",
     "mermaid_diagram",
     "states_driven_by",

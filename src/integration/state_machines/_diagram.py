@@ -1,4 +1,4 @@
-"""Render a transition table as a Mermaid state diagram (docs/state-machine.md embeds the asset's)."""
+"""Render a transition table as a Mermaid state diagram (docs/state-machine.md embeds the asset's and the job's)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from typing import Any
 from integration.state_machines._asset import ASSET_MACHINE
 from integration.state_machines._machine import PREVIOUS, MachineSpec
 
-__all__ = ["DIAGRAM_BEGIN", "DIAGRAM_END", "mermaid_diagram"]
+__all__ = ["DIAGRAM_BEGIN", "DIAGRAM_END", "JOB_DIAGRAM_BEGIN", "mermaid_diagram"]
 
 DIAGRAM_BEGIN = "<!-- BEGIN GENERATED DIAGRAM: integration.state_machines.mermaid_diagram -->"
+JOB_DIAGRAM_BEGIN = "<!-- BEGIN GENERATED DIAGRAM: integration.state_machines.mermaid_diagram(JOB_MACHINE) -->"
 DIAGRAM_END = "<!-- END GENERATED DIAGRAM -->"
 
 
