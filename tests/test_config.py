@@ -32,7 +32,7 @@ base_url = "http://127.0.0.1:1"
 token_url = "http://127.0.0.1:1/token"
 client_id = "c"
 [pipelines.p]
-jobs = [["a"]]
+jobs = [["barcode"]]
 """
 
 
@@ -67,7 +67,22 @@ def _fields(cls: type[msgspec.Struct], prefix: str = "") -> Iterator[tuple[str, 
             yield prefix + field.name, field.type
 
 
-NUMERIC_PATHS = [path for path, tp in _fields(Config) if _bare(tp) in (int, float)]
+#: Paths of tables keyed by name (``jobs.<name>.cpus``) are tried on one concrete entry, the barcode job.
+NUMERIC_PATHS = [path.replace("<name>", "barcode") for path, tp in _fields(Config) if _bare(tp) in (int, float)]
+
+
+def _with_values(values: dict[str, Any]) -> str:
+    """MINIMAL with each dotted path of ``values`` set; a ``jobs.barcode.*`` path gets its required module."""
+    data: dict[str, Any] = tomllib.loads(MINIMAL)
+    for path, value in values.items():
+        *tables, key = path.split(".")
+        table = data
+        for name in tables:
+            table = table.setdefault(name, {})
+        if tables[:1] == ["jobs"]:
+            table.setdefault("module", tables[1])
+        table[key] = value
+    return tomli_w.dumps(data)
 
 
 def test_example_config_is_valid() -> None:
@@ -146,11 +161,11 @@ def test_all_problems_of_all_kinds_come_in_one_error() -> None:
 
 def test_wrong_types_in_nested_tables_are_reported() -> None:
     """A wrong type inside a pipeline table or a list names the full path, down to the list index."""
-    assert _problems(MINIMAL.replace('jobs = [["a"]]', "jobs = 3")) == [
+    assert _problems(MINIMAL.replace('jobs = [["barcode"]]', "jobs = 3")) == [
         "pipelines.p.jobs: expected list[list[str]], found int 3"
         ' (fix: at least one job group, e.g. jobs = [["asset_loader"], ["barcode"]])'
     ]
-    assert _problems(MINIMAL.replace('jobs = [["a"]]', 'jobs = [["a"], []]')) == [
+    assert _problems(MINIMAL.replace('jobs = [["barcode"]]', 'jobs = [["barcode"], []]')) == [
         "pipelines.p.jobs[1]: must not be empty (fix: each job group lists at least one job)"
     ]
     assert _problems(MINIMAL.replace('["ws"]', '["ws", 7]')) == ["ndrive.workstations[1]: expected str, found int 7"]
@@ -182,18 +197,13 @@ def test_negative_jitter_fraction_and_margin_are_reported(section: str, key: str
 @pytest.mark.parametrize("path", NUMERIC_PATHS)
 def test_every_numeric_field_refuses_a_negative_value_from_its_annotation(path: str) -> None:
     """Each int/float field, found by walking the Structs, refuses -1 through its own annotated constraint."""
-    section, key = path.split(".")
-    problems = _problems(_with(**{section: {key: -1}}))
+    problems = _problems(_with_values({path: -1}))
     assert problems == [next(problem for problem in problems if problem.startswith(f"{path}: must be >"))]
 
 
 def test_all_numeric_fields_negative_at_once_are_all_reported() -> None:
     """A config with every numeric field negative yields one problem per field, in one ConfigError."""
-    sections: dict[str, dict[str, Any]] = {}
-    for path in NUMERIC_PATHS:
-        section, key = path.split(".")
-        sections.setdefault(section, {})[key] = -1
-    problems = _problems(_with(**sections))
+    problems = _problems(_with_values(dict.fromkeys(NUMERIC_PATHS, -1)))
     assert [problem.split(":", 1)[0] for problem in problems] == NUMERIC_PATHS
 
 
@@ -354,3 +364,35 @@ def test_check_config_prints_warnings_and_still_exits_0(tmp_path: Path, monkeypa
     assert result.exit_code == 0, result.output
     assert f"warning: ndrive.root: {str(tmp_path / 'absent')!r} is not a directory" in result.output
     assert "OK" in result.output
+
+
+def test_the_seeds_pipelines_use_the_default_jobs() -> None:
+    config = load_config(EXAMPLES / "integration.toml")
+    assert config.pipelines["PIPEHERB0001"].jobs[1] == ["barcode", "ocr"]
+    used = {name for pipeline in config.pipelines.values() for group in pipeline.jobs for name in group}
+    assert used <= set(config.jobs)
+    assert config.jobs["crop_derivatives"].module == "crop_derivatives"
+    assert config.executor.kind == "local"
+
+
+def test_a_pipeline_naming_an_unconfigured_job_is_reported() -> None:
+    problems = _problems(MINIMAL.replace('jobs = [["barcode"]]', 'jobs = [["barcode", "ocrr"]]'))
+    assert len(problems) == 1
+    assert problems[0].startswith("pipelines: ")
+    assert "job 'ocrr' is not configured" in problems[0]
+
+
+def test_a_job_asking_more_than_the_executor_gives_is_reported() -> None:
+    text = _with_values({"jobs.barcode.memory_mb": 64000, "executor.max_memory_mb": 16000})
+    assert _problems(text) == ["jobs: barcode: memory_mb = 64000 is more than executor.max_memory_mb = 16000"]
+
+
+def test_a_job_whose_watchdog_fires_before_its_time_limit_is_reported() -> None:
+    text = _with_values({"jobs.barcode.time_limit_s": 900, "jobs.barcode.timeout_s": 600})
+    assert _problems(text) == ["jobs.barcode.timeout_s: must be >= time_limit_s (900.0), found 600.0"]
+
+
+def test_an_unknown_module_is_reported_with_the_allowed_ones() -> None:
+    problems = _problems(_with_values({"jobs.barcode.module": "barcodes"}))
+    assert len(problems) == 1
+    assert problems[0].startswith("jobs.barcode.module: must be one of 'asset_loader', 'barcode'")

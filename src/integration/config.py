@@ -44,9 +44,12 @@ __all__ = [
     "ConcurrencyConfig",
     "Config",
     "DaemonConfig",
+    "ExecutorConfig",
     "FolderName",
     "Fraction",
     "IntakeConfig",
+    "JobConfig",
+    "JobModule",
     "LanesConfig",
     "Name",
     "NdriveConfig",
@@ -146,6 +149,32 @@ def _plaintext_allowed(ars: ArsConfig) -> Iterator[tuple[str, str]]:
     """A secret in the TOML only with ``allow_plaintext_secret = true``."""
     if ars.client_secret and not ars.allow_plaintext_secret:
         yield "client_secret", "a plain-text secret in the config file"
+
+
+def _field(value: Any, name: str) -> Any:
+    """``value.name`` of a decoded table, or ``value[name]`` of a raw one (a cross-check may see either)."""
+    return value.get(name) if isinstance(value, dict) else getattr(value, name)
+
+
+def _pipeline_jobs_known(config: Any) -> Iterator[tuple[str, str]]:
+    """Every job a pipeline names is a configured job (``[jobs.<name>]``, or one of the defaults)."""
+    known = set(config.jobs)
+    for pipeline, spec in config.pipelines.items():
+        for group in _field(spec, "jobs") or []:
+            for name in group:
+                if name not in known:
+                    yield "pipelines", f"{pipeline}: job {name!r} is not configured (known: {', '.join(sorted(known))})"
+
+
+def _jobs_fit_executor(config: Any) -> Iterator[tuple[str, str]]:
+    """No job asks for more than the executor may give one job."""
+    executor = config.executor
+    limits = (("cpus", "max_cpus"), ("memory_mb", "max_memory_mb"), ("time_limit_s", "max_time_limit_s"))
+    for name, job in config.jobs.items():
+        for wanted, limit in limits:
+            value, most = _field(job, wanted), _field(executor, limit)
+            if value is not None and most is not None and value > most:
+                yield "jobs", f"{name}: {wanted} = {value} is more than executor.{limit} = {most}"
 
 
 class NdriveConfig(_Section, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -292,6 +321,49 @@ class DaemonConfig(_Section, kw_only=True, frozen=True, forbid_unknown_fields=Tr
     restart_healthy_after_s: PositiveSeconds = 60.0  # up this long since its last crash: restart back-off afresh
 
 
+#: The image-module jobs a pipeline may name (hpc_client.modules and the runner that drives them).
+JobModule = Literal["asset_loader", "barcode", "ocr", "crop_derivatives", "derivative_upload", "cleanup"]
+
+
+class JobConfig(_Section, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """One pipeline job: the module it runs, what it may use, how long it may take, how often it is retried."""
+
+    module: Annotated[JobModule, _fix('one of the image modules, e.g. module = "barcode"')]
+    cpus: PositiveInt = 1
+    memory_mb: PositiveInt = 2048
+    time_limit_s: PositiveSeconds = 1800.0  # the executor stops the job after this
+    timeout_s: PositiveSeconds = 3600.0  # no news this long: the watchdog reconciles it with the executor
+    retries: NonNegativeInt = 2  # further attempts after the first, on failure or loss
+
+    _checks = (_not_below("time_limit_s", "timeout_s"),)
+
+
+def _job(module: str, **resources: Any) -> JobConfig:
+    return JobConfig(module=module, **resources)  # type: ignore[arg-type]
+
+
+def _default_jobs() -> dict[str, JobConfig]:
+    """The jobs of the seeds' pipelines (PIPEHERB0001, PIPEPIOF0001), with resources measured in issue 6."""
+    return {
+        "asset_loader": _job("asset_loader", memory_mb=512, time_limit_s=900.0, timeout_s=1200.0),
+        "barcode": _job("barcode", memory_mb=2048, time_limit_s=600.0, timeout_s=900.0),
+        "ocr": _job("ocr", memory_mb=2048, time_limit_s=900.0, timeout_s=1200.0),
+        "crop_derivatives": _job("crop_derivatives", memory_mb=4096, time_limit_s=900.0, timeout_s=1200.0),
+        "derivative_upload": _job("derivative_upload", memory_mb=512, time_limit_s=900.0, timeout_s=1200.0),
+        "cleanup": _job("cleanup", memory_mb=256, time_limit_s=300.0, timeout_s=600.0, retries=5),
+    }
+
+
+class ExecutorConfig(_Section, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """Where jobs run, and the most one job may ask of it."""
+
+    kind: Literal["local"] = "local"  # subprocesses on this machine (clusters come next)
+    max_cpus: PositiveInt = 2
+    max_memory_mb: PositiveInt = 8192
+    max_time_limit_s: PositiveSeconds = 7200.0
+    parallel_jobs: PositiveInt = 2
+
+
 class PipelineConfig(_Section, kw_only=True, frozen=True, forbid_unknown_fields=True):
     """A pipeline: job groups run in order; jobs inside one group may run in parallel."""
 
@@ -313,11 +385,15 @@ class Config(_Section, kw_only=True, frozen=True, forbid_unknown_fields=True):
         msgspec.Meta(min_length=1),
         _fix('a table per pipeline, e.g. [pipelines.PIPEHERB0001] jobs = [["asset_loader"], ["barcode"]]'),
     ]
+    jobs: dict[Name, JobConfig] = msgspec.field(default_factory=_default_jobs)
+    executor: ExecutorConfig = msgspec.field(default_factory=ExecutorConfig)
     concurrency: ConcurrencyConfig = msgspec.field(default_factory=ConcurrencyConfig)
     retry: RetryConfig = msgspec.field(default_factory=RetryConfig)
     lanes: LanesConfig = msgspec.field(default_factory=LanesConfig)
     intake: IntakeConfig = msgspec.field(default_factory=IntakeConfig)
     daemon: DaemonConfig = msgspec.field(default_factory=DaemonConfig)
+
+    _checks = (_pipeline_jobs_known, _jobs_fit_executor)
 
 
 # --- Loading -----------------------------------------------------------------------------------------------
