@@ -396,3 +396,19 @@ def test_an_unknown_module_is_reported_with_the_allowed_ones() -> None:
     problems = _problems(_with_values({"jobs.barcode.module": "barcodes"}))
     assert len(problems) == 1
     assert problems[0].startswith("jobs.barcode.module: must be one of 'asset_loader', 'barcode'")
+
+
+def test_job_names_are_restricted_and_listed_once_per_pipeline() -> None:
+    twice = _problems(MINIMAL.replace('jobs = [["barcode"]]', 'jobs = [["barcode"], ["ocr", "barcode"]]'))
+    assert len(twice) == 1
+    assert twice[0].startswith("pipelines.p.jobs: 'barcode' is listed more than once")
+    spaced = _problems(MINIMAL.replace('jobs = [["barcode"]]', 'jobs = [["my ocr"]]'))
+    assert len(spaced) == 1
+    assert spaced[0].startswith("pipelines.p.jobs[0][0]: ")
+
+
+def test_cross_table_checks_wait_for_the_rest_to_be_right() -> None:
+    """With another problem in the file, the job/executor comparison is not made on half-read tables (it is
+    reported once the rest is right)."""
+    text = _with_values({"jobs.barcode.memory_mb": 64000, "executor.max_memory_mb": 16000, "retry.attempts": -1})
+    assert [problem.split(":", 1)[0] for problem in _problems(text)] == ["retry.attempts"]

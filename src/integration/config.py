@@ -50,6 +50,7 @@ __all__ = [
     "IntakeConfig",
     "JobConfig",
     "JobModule",
+    "JobName",
     "LanesConfig",
     "Name",
     "NdriveConfig",
@@ -93,6 +94,8 @@ FolderName = Annotated[
 ]
 #: A name that must not be empty.
 Name = Annotated[str, msgspec.Meta(min_length=1)]
+#: A job's name: it becomes part of job keys and folder names.
+JobName = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_]*$", extra={"expected": "a job name of a-z, 0-9 and _"})]
 
 
 def _fix(hint: str) -> msgspec.Meta:
@@ -151,30 +154,40 @@ def _plaintext_allowed(ars: ArsConfig) -> Iterator[tuple[str, str]]:
         yield "client_secret", "a plain-text secret in the config file"
 
 
-def _field(value: Any, name: str) -> Any:
-    """``value.name`` of a decoded table, or ``value[name]`` of a raw one (a cross-check may see either)."""
-    return value.get(name) if isinstance(value, dict) else getattr(value, name)
+def _decoded(config: Any) -> Config:
+    """Cross-table checks compare decoded tables (with their defaults): they wait until the rest is right."""
+    if not isinstance(config, Config):
+        raise _Skip("the configuration has other problems; fix those first")
+    return config
 
 
 def _pipeline_jobs_known(config: Any) -> Iterator[tuple[str, str]]:
     """Every job a pipeline names is a configured job (``[jobs.<name>]``, or one of the defaults)."""
-    known = set(config.jobs)
+    known = set(_decoded(config).jobs)
     for pipeline, spec in config.pipelines.items():
-        for group in _field(spec, "jobs") or []:
-            for name in group:
-                if name not in known:
-                    yield "pipelines", f"{pipeline}: job {name!r} is not configured (known: {', '.join(sorted(known))})"
+        for name in {name for group in spec.jobs for name in group} - known:
+            yield "pipelines", f"{pipeline}: job {name!r} is not configured (known: {', '.join(sorted(known))})"
 
 
 def _jobs_fit_executor(config: Any) -> Iterator[tuple[str, str]]:
     """No job asks for more than the executor may give one job."""
-    executor = config.executor
+    executor = _decoded(config).executor
     limits = (("cpus", "max_cpus"), ("memory_mb", "max_memory_mb"), ("time_limit_s", "max_time_limit_s"))
     for name, job in config.jobs.items():
         for wanted, limit in limits:
-            value, most = _field(job, wanted), _field(executor, limit)
-            if value is not None and most is not None and value > most:
+            value, most = getattr(job, wanted), getattr(executor, limit)
+            if value > most:
                 yield "jobs", f"{name}: {wanted} = {value} is more than executor.{limit} = {most}"
+
+
+def _each_job_once(pipeline: Any) -> Iterator[tuple[str, str]]:
+    """A job appears once in a pipeline (its results are keyed by its name)."""
+    seen: set[str] = set()
+    for group in pipeline.jobs:
+        for name in group:
+            if name in seen:
+                yield "jobs", f"{name!r} is listed more than once"
+            seen.add(name)
 
 
 class NdriveConfig(_Section, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -368,10 +381,12 @@ class PipelineConfig(_Section, kw_only=True, frozen=True, forbid_unknown_fields=
     """A pipeline: job groups run in order; jobs inside one group may run in parallel."""
 
     jobs: Annotated[
-        list[Annotated[list[Name], msgspec.Meta(min_length=1), _fix("each job group lists at least one job")]],
+        list[Annotated[list[JobName], msgspec.Meta(min_length=1), _fix("each job group lists at least one job")]],
         msgspec.Meta(min_length=1),
         _fix('at least one job group, e.g. jobs = [["asset_loader"], ["barcode"]]'),
     ]
+
+    _checks = (_each_job_once,)
 
 
 class Config(_Section, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -385,7 +400,7 @@ class Config(_Section, kw_only=True, frozen=True, forbid_unknown_fields=True):
         msgspec.Meta(min_length=1),
         _fix('a table per pipeline, e.g. [pipelines.PIPEHERB0001] jobs = [["asset_loader"], ["barcode"]]'),
     ]
-    jobs: dict[Name, JobConfig] = msgspec.field(default_factory=_default_jobs)
+    jobs: dict[JobName, JobConfig] = msgspec.field(default_factory=_default_jobs)
     executor: ExecutorConfig = msgspec.field(default_factory=ExecutorConfig)
     concurrency: ConcurrencyConfig = msgspec.field(default_factory=ConcurrencyConfig)
     retry: RetryConfig = msgspec.field(default_factory=RetryConfig)

@@ -58,10 +58,11 @@ async def test_no_more_jobs_run_at_once_than_allowed(tmp_path: Path) -> None:
         await nursery.start(executor.run)
         wait_for_gate = f"import os, time\nwhile not os.path.exists({str(gate)!r}): time.sleep(0.02)"
         await executor.submit(JobSpec(key="a", argv=[PY, "-c", wait_for_gate]))
-        await executor.submit(JobSpec(key="b", argv=[PY, "-c", "pass"]))
         with trio.fail_after(10):
             while (await executor.status(["a"]))["a"].seen != "running":
                 await trio.sleep(0.02)
+        await executor.submit(JobSpec(key="b", argv=[PY, "-c", "pass"]))
+        await trio.sleep(0.2)  # time enough for b to start, if the bound did not hold
         assert (await executor.status(["b"]))["b"].seen == "queued"
         gate.write_text("go")
         assert (await executor.wait("b")).exit_code == 0
@@ -135,7 +136,7 @@ async def test_a_key_that_cannot_name_a_folder_is_refused(tmp_path: Path, key: s
     executor = LocalExecutor(tmp_path / "jobs", parallel_jobs=1)
     async with trio.open_nursery() as nursery:
         await nursery.start(executor.run)
-        with pytest.raises(ConfigError):
+        with pytest.raises(ValueError, match="job key"):
             await executor.submit(JobSpec(key=key, argv=["true"]))
         nursery.cancel_scope.cancel()
     assert not (tmp_path / "escape").exists()
@@ -218,3 +219,77 @@ def test_jobs_do_not_outlive_a_sigkilled_daemon_unnoticed(tmp_path: Path) -> Non
             if path.exists():
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(int(path.read_text()), signal.SIGKILL)
+
+
+async def test_a_job_outlives_the_thread_that_trio_would_have_forked_it_from(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PR_SET_PDEATHSIG fires when the forking *thread* ends: a job must not die when an idle worker thread
+    does (trio's end after IDLE_TIMEOUT; shortened here so a 1 s job would be killed by that mistake)."""
+    import trio._core._thread_cache as thread_cache
+
+    monkeypatch.setattr(thread_cache, "IDLE_TIMEOUT", 0.1)
+    executor = LocalExecutor(tmp_path / "jobs", parallel_jobs=1)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(executor.run)
+        await executor.submit(JobSpec(key="steady", argv=["sleep", "1"]))
+        ended = await executor.wait("steady")
+        assert (ended.exit_code, ended.note) == (0, "")
+        nursery.cancel_scope.cancel()
+
+
+async def test_nothing_of_a_job_runs_on_after_its_leader_exits(tmp_path: Path) -> None:
+    executor = LocalExecutor(tmp_path / "jobs", parallel_jobs=1)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(executor.run)
+        await executor.submit(JobSpec(key="leaves", argv=["sh", "-c", "sleep 60 & echo $! > child"]))
+        assert (await executor.wait("leaves")).exit_code == 0
+        child = int((tmp_path / "jobs" / "leaves" / "child").read_text())
+        with trio.fail_after(5):
+            while _alive(child):
+                await trio.sleep(0.02)
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_job_cancelled_while_queued_leaves_its_key_unused(tmp_path: Path) -> None:
+    executor = LocalExecutor(tmp_path / "jobs", parallel_jobs=1)
+    gate = tmp_path / "gate"
+    async with trio.open_nursery() as nursery:
+        await nursery.start(executor.run)
+        blocker = f"import os, time\nwhile not os.path.exists({str(gate)!r}): time.sleep(0.02)"
+        await executor.submit(JobSpec(key="first", argv=[PY, "-c", blocker]))
+        await executor.submit(JobSpec(key="second", argv=["true"]))
+        await executor.cancel("second")
+        gate.write_text("go")
+        ended = await executor.wait("second")
+        assert ended.exit_code is None
+        assert ended.note == "cancelled before it started"
+        assert not (tmp_path / "jobs" / "second").exists()
+        nursery.cancel_scope.cancel()
+
+
+async def test_a_command_that_cannot_be_started_fails_only_its_job(tmp_path: Path) -> None:
+    executor = LocalExecutor(tmp_path / "jobs", parallel_jobs=1)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(executor.run)
+        await executor.submit(JobSpec(key="nul", argv=["echo", "a\x00b"]))
+        await executor.submit(JobSpec(key="badenv", argv=["true"], env={"A=B": "1"}))
+        for key in ("nul", "badenv"):
+            ended = await executor.wait(key)
+            assert ended.exit_code == 127
+            assert "could not start" in ended.note
+        await executor.submit(JobSpec(key="after", argv=["true"]))
+        assert (await executor.wait("after")).exit_code == 0  # the executor still serves
+        with pytest.raises(ValueError, match="empty command"):
+            await executor.submit(JobSpec(key="empty", argv=[]))
+        nursery.cancel_scope.cancel()
+
+
+async def test_one_executor_per_root(tmp_path: Path) -> None:
+    first = LocalExecutor(tmp_path / "jobs", parallel_jobs=1)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(first.run)
+        with pytest.raises(ConfigError, match="another executor"):
+            LocalExecutor(tmp_path / "jobs", parallel_jobs=1).recover()
+        nursery.cancel_scope.cancel()
+    LocalExecutor(tmp_path / "jobs", parallel_jobs=1).recover()  # released when the first stopped

@@ -2,25 +2,37 @@
 group, stopped at its time limit and on cancel, and never outliving the daemon unnoticed.
 
 Every job has a folder ``<root>/<key>/`` holding its ``stdout``, ``stderr``, ``pid`` (PID and start time) and,
-once it ended, ``exit`` (its exit code). The folder is the key's record, so a key runs at most once, ever:
-submitting it again reports what is there (the daemon retries under a new attempt's key).
+once it ended, ``exit`` (its exit code and a note). The folder is the key's record, so a key runs at most once,
+ever: submitting it again reports what is there (the daemon retries under a new attempt's key). A job that
+never started leaves no folder, so its key is not used up. One executor per root (``.lock``).
 
-If the daemon is SIGKILLed, each job is killed with it (``PR_SET_PDEATHSIG``); a restarted executor's
-:meth:`LocalExecutor.recover` finds any process group left from a job without an ``exit`` (a grandchild such as
-tesseract survives its parent's death signal) by PID and start time, kills it, and writes its ``exit``: those
-jobs are reported ``exited`` with a note, and the watchdog settles them as lost.
+Processes are started from the trio thread itself (a fork + exec takes milliseconds): the death signal
+``PR_SET_PDEATHSIG`` fires when the *thread* that forked the child ends, and trio's worker threads end after a
+few idle seconds. Each job is waited for through a pidfd; when its leader exits, the rest of its process group
+is killed before the leader is reaped, so nothing of a job runs on outside its slot, and no signal is ever sent
+to a reaped (possibly reused) PID.
+
+If the daemon is SIGKILLed, each job's leader dies with it; :meth:`LocalExecutor.recover` (run by the next
+executor on the same root) kills what is left of any job without an ``exit`` — by PID and start time, never a
+reused PID — and writes its ``exit`` with the reason: those jobs are reported ``exited`` and the watchdog
+settles them as lost.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import errno
+import fcntl
+import functools
 import json
 import os
+import shutil
 import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import trio
 
@@ -28,15 +40,26 @@ from integration.errors import ConfigError, NodeResourceError
 
 from ._interface import JobSeen, JobSpec, Seen
 
-__all__ = ["LocalExecutor"]
+__all__ = ["LocalExecutor", "check_key"]
 
 _PR_SET_PDEATHSIG = 1
 _KEY_CHARACTERS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.")
+#: Looked up once in the parent: nothing may be loaded between fork and exec in a multi-threaded process.
+_PRCTL = ctypes.CDLL(None, use_errno=True).prctl
+_NODE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.ESTALE, errno.EMFILE, errno.ENFILE})
 
 
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
-    """In the child: be killed when the daemon dies, even by SIGKILL."""
-    ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+def check_key(key: str) -> None:
+    """A job key names a folder: letters, digits, ``-``, ``_``, ``.``, not hidden. Raises ValueError."""
+    if not key or set(key) - _KEY_CHARACTERS or key.startswith(".") or len(key) > 200:
+        raise ValueError(f"job key {key!r}: only letters, digits, '-', '_' and '.' (at most 200) may name a job")
+
+
+def _die_with_parent(parent: int) -> None:  # pragma: no cover - runs in the child between fork and exec
+    """In the child: be killed when the daemon's thread that forked it ends — and if it already did, go."""
+    _PRCTL(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:
+        os._exit(1)
 
 
 @dataclass
@@ -47,8 +70,8 @@ class _Job:
     pid: int | None = None
     exit_code: int | None = None
     note: str = ""
-    cancelled: bool = False
-    process_ended: trio.Event = field(default_factory=trio.Event)  # its process exited (it may still be tidying)
+    reaped: bool = False  # its leader was reaped: its PID may belong to someone else now (never signal it)
+    stop: trio.Event = field(default_factory=trio.Event)  # cancel or shutdown asked the job's task to stop it
     ended: trio.Event = field(default_factory=trio.Event)  # the job is over and its ``exit`` written
 
     def view(self) -> JobSeen:
@@ -65,28 +88,43 @@ class LocalExecutor:
         self._kill_grace_s = kill_grace_s
         self._jobs: dict[str, _Job] = {}
         self._nursery: trio.Nursery | None = None
+        self._lock: IO[bytes] | None = None
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
-        """Serve until cancelled; on the way out every running job's process group is stopped."""
+        """Serve until cancelled; on the way out every job is stopped (queued ones leave no trace)."""
         try:
             self._root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise ConfigError(f"executor root {self._root}: {exc}") from exc
-        self.recover()
-        async with trio.open_nursery() as nursery:
-            self._nursery = nursery
-            task_status.started()
-            await trio.sleep_forever()
+            self._take_lock()  # held while serving
+            self.recover()
+            async with trio.open_nursery() as nursery:
+                self._nursery = nursery
+                task_status.started()
+                await trio.sleep_forever()
+        finally:
+            self._nursery = None
+            self._unlock()
 
     def recover(self) -> list[str]:
-        """Kill what a previous daemon's jobs left running and record it; returns the keys concerned."""
+        """Take the root (one executor per root); kill what a previous daemon's jobs left running and record
+        it; remove folders of jobs that never started. Returns the keys that were recovered."""
+        held = self._lock is not None
+        self._take_lock()
+        try:
+            return self._recover()
+        finally:
+            if not held:
+                self._unlock()
+
+    def _recover(self) -> list[str]:
         recovered = []
-        for folder in sorted(self._root.iterdir()) if self._root.is_dir() else []:
-            pid_file, exit_file = folder / "pid", folder / "exit"
-            if not pid_file.exists() or exit_file.exists() or folder.name in self._jobs:
+        for folder in sorted(p for p in self._root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            if (folder / "exit").exists() or folder.name in self._jobs:
                 continue
-            with contextlib.suppress(OSError, ValueError, KeyError):
-                recorded = json.loads(pid_file.read_text())
+            if not (folder / "pid").exists():  # submitted, never started: the key is not used up
+                shutil.rmtree(folder, ignore_errors=True)
+                continue
+            with contextlib.suppress(OSError, ValueError, KeyError, TypeError):
+                recorded = json.loads((folder / "pid").read_text())
                 pid = int(recorded["pid"])
                 # The leader itself (same PID, same start time), or no process with that PID at all: then a group
                 # with that id can only be the job's own children, left when the leader died with the daemon. A
@@ -98,8 +136,9 @@ class LocalExecutor:
         return recovered
 
     async def submit(self, spec: JobSpec) -> JobSeen:
-        if not spec.key or set(spec.key) - _KEY_CHARACTERS or spec.key.startswith("."):
-            raise ConfigError(f"job key {spec.key!r}: only letters, digits, '-', '_' and '.' may name a job folder")
+        check_key(spec.key)
+        if not spec.argv:
+            raise ValueError(f"job {spec.key}: an empty command")
         if spec.key in self._jobs:
             return self._jobs[spec.key].view()
         folder = self._root / spec.key
@@ -108,27 +147,32 @@ class LocalExecutor:
         if self._nursery is None:
             raise RuntimeError("LocalExecutor.run() is not running")
         try:
-            folder.mkdir(parents=True)
+            folder.mkdir()
         except OSError as exc:
-            raise NodeResourceError(f"cannot make the job folder {folder}: {exc}") from exc
+            raise _folder_failure(folder, exc) from exc
         job = _Job(spec=spec, folder=folder)
         self._jobs[spec.key] = job
         self._nursery.start_soon(self._run_job, job)
         return job.view()
 
     async def status(self, keys: list[str]) -> dict[str, JobSeen]:
+        for key in keys:
+            check_key(key)
         return {key: self._jobs[key].view() if key in self._jobs else self._from_disk(key) for key in keys}
 
     async def cancel(self, key: str) -> JobSeen:
+        """Ask the job's own task to stop it (SIGTERM, SIGKILL after the grace); returns at once."""
+        check_key(key)
         job = self._jobs.get(key)
-        if job is None or job.seen == "exited":
-            return job.view() if job else self._from_disk(key)
-        job.cancelled = True
-        if job.seen == "running":
-            await self._stop(job, "cancelled")
+        if job is None:
+            return self._from_disk(key)
+        if job.seen != "exited" and not job.stop.is_set():
+            job.note = "cancelled"
+            job.stop.set()
         return job.view()
 
     async def stderr_tail(self, key: str, *, lines: int = 40) -> str:
+        check_key(key)
         path = self._root / key / "stderr"
         try:
             with path.open("rb") as handle:
@@ -145,76 +189,120 @@ class LocalExecutor:
         return job.view()
 
     async def _run_job(self, job: _Job) -> None:
+        started = False
         try:
             async with self._slots:
-                if job.cancelled:
-                    job.seen, job.note = "exited", "cancelled before it started"
-                    return
+                if job.stop.is_set():
+                    return  # cancelled while queued
+                started = True
                 await self._start_and_wait(job)
         finally:
-            if job.seen != "exited":
-                job.seen = "exited"
-            _write_exit(job.folder, job.exit_code, job.note)
+            job.seen = "exited"
+            if started:
+                _write_exit(job.folder, job.exit_code, job.note)
+            else:  # never ran: leave no record, so the key is not used up
+                job.note = "cancelled before it started" if job.stop.is_set() else "not started: the executor stopped"
+                shutil.rmtree(job.folder, ignore_errors=True)
             job.ended.set()
 
     async def _start_and_wait(self, job: _Job) -> None:
         spec = job.spec
+        try:
+            process = self._spawn(job)
+        except Exception as exc:  # a command or environment that cannot start is this job's failure only
+            job.exit_code, job.note = 127, f"could not start {spec.argv[:1]}: {exc}"
+            return
+        job.pid, job.seen = process.pid, "running"
+        pidfd = os.pidfd_open(process.pid)
+        try:
+            with contextlib.suppress(OSError):
+                _write_atomically(
+                    job.folder / "pid", json.dumps({"pid": process.pid, "start": _start_ticks(process.pid)})
+                )
+            async with trio.open_nursery() as watch:
+                watch.start_soon(self._watch, job)
+                try:
+                    await trio.lowlevel.wait_readable(pidfd)  # the leader exited (a zombie until reaped)
+                except trio.Cancelled:  # the executor itself is being stopped: stop the job before going
+                    with trio.CancelScope(shield=True):
+                        job.note = job.note or "stopped: the daemon is shutting down"
+                        _signal_group(process.pid, signal.SIGTERM)
+                        with trio.move_on_after(self._kill_grace_s):
+                            await trio.lowlevel.wait_readable(pidfd)
+                    raise
+                watch.cancel_scope.cancel()  # no signal from the watch after this point
+        finally:
+            # Nothing of the job runs on without its leader: kill the group while the leader's PID (alive or a
+            # zombie) still names it; then reap it, and never signal that PID again.
+            _signal_group(process.pid, signal.SIGKILL)
+            job.exit_code = process.wait()
+            job.reaped = True
+            os.close(pidfd)
+
+    def _spawn(self, job: _Job) -> subprocess.Popen[bytes]:
+        spec = job.spec
+        parent = os.getpid()
         with (job.folder / "stdout").open("wb") as out, (job.folder / "stderr").open("wb") as err:
-            try:
-                process = await trio.lowlevel.open_process(
-                    spec.argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=str(job.folder),
-                    env={**os.environ, **spec.env}, start_new_session=True, preexec_fn=_die_with_parent,
-                )  # fmt: skip
-            except OSError as exc:
-                job.exit_code, job.note = 127, f"could not start {spec.argv[0]!r}: {exc}"
-                return
-            job.pid, job.seen = process.pid, "running"
-            (job.folder / "pid").write_text(json.dumps({"pid": process.pid, "start": _start_ticks(process.pid)}))
-            try:
-                async with trio.open_nursery() as watch:
-                    watch.start_soon(self._time_limit, job)
-                    await process.wait()
-                    job.process_ended.set()
-                    watch.cancel_scope.cancel()
-            finally:
-                with trio.CancelScope(shield=True):
-                    if process.returncode is None:  # the executor itself is being stopped
-                        async with trio.open_nursery() as stopping:
-                            stopping.start_soon(self._stop, job, "stopped: the daemon is shutting down")
-                            await process.wait()
-                            job.process_ended.set()
-                    job.exit_code = process.returncode
+            # In the trio thread on purpose (see the module docstring): fork + exec take milliseconds.
+            return subprocess.Popen(
+                spec.argv, stdout=out, stderr=err, stdin=subprocess.DEVNULL, cwd=str(job.folder),
+                env={**os.environ, **spec.env}, start_new_session=True,
+                preexec_fn=functools.partial(_die_with_parent, parent),
+            )  # fmt: skip
 
-    async def _time_limit(self, job: _Job) -> None:
-        await trio.sleep(job.spec.time_limit_s)
-        await self._stop(job, f"stopped at its time limit ({job.spec.time_limit_s:g} s)")
-
-    async def _stop(self, job: _Job, note: str) -> None:
-        """SIGTERM the job's process group; SIGKILL it if the job has not ended after the grace period."""
-        job.note = note
-        if job.pid is None:
-            return
+    async def _watch(self, job: _Job) -> None:
+        """Stop the job at its time limit or on cancel: SIGTERM its group, SIGKILL after the grace period.
+        Cancelled (by the job's task) the moment the leader exits, so it never signals a reaped PID."""
+        assert job.pid is not None
+        with trio.move_on_after(job.spec.time_limit_s) as limit:
+            await job.stop.wait()
+        if limit.cancelled_caught:
+            job.note = f"stopped at its time limit ({job.spec.time_limit_s:g} s)"
         _signal_group(job.pid, signal.SIGTERM)
-        with trio.move_on_after(self._kill_grace_s):
-            await job.process_ended.wait()
-            return
+        await trio.sleep(self._kill_grace_s)
         _signal_group(job.pid, signal.SIGKILL)
 
     def _from_disk(self, key: str) -> JobSeen:
         folder = self._root / key
         exit_file = folder / "exit"
         if exit_file.exists():
-            with contextlib.suppress(OSError, ValueError):
+            with contextlib.suppress(OSError, ValueError, AttributeError):
                 recorded = json.loads(exit_file.read_text())
                 return JobSeen(key=key, seen="exited", exit_code=recorded.get("code"), note=recorded.get("note", ""))
         return JobSeen(key=key, seen="unknown", note="no record of this job here" if not folder.exists() else "")
 
+    def _take_lock(self) -> None:
+        if self._lock is not None:
+            return
+        handle = (self._root / ".lock").open("ab")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            raise ConfigError(f"another executor uses {self._root} (its .lock is held)") from None
+        self._lock = handle
+
+    def _unlock(self) -> None:
+        if self._lock is not None:
+            self._lock.close()
+            self._lock = None
+
+
+def _folder_failure(folder: Path, exc: OSError) -> NodeResourceError | ConfigError:
+    if exc.errno in _NODE_ERRNOS:
+        return NodeResourceError(f"cannot make the job folder {folder}: {exc}")
+    return ConfigError(f"cannot make the job folder {folder}: {exc}")
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    partial.replace(path)
+
 
 def _write_exit(folder: Path, code: int | None, note: str) -> None:
     with contextlib.suppress(OSError):
-        partial = folder / ".exit.partial"
-        partial.write_text(json.dumps({"code": code, "note": note}))
-        partial.replace(folder / "exit")
+        _write_atomically(folder / "exit", json.dumps({"code": code, "note": note}))
 
 
 def _start_ticks(pid: int) -> int | None:
@@ -222,9 +310,9 @@ def _start_ticks(pid: int) -> int | None:
     identity that a recycled PID does not share."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return int(stat.rsplit(")", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
         return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
