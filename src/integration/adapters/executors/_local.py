@@ -129,7 +129,8 @@ class LocalExecutor:
                 # The leader itself (same PID, same start time), or no process with that PID at all: then a group
                 # with that id can only be the job's own children, left when the leader died with the daemon. A
                 # PID reused by another process is left alone.
-                if _start_ticks(pid) == recorded["start"] or not Path(f"/proc/{pid}").exists():
+                same = recorded["start"] is not None and _start_ticks(pid) == recorded["start"]
+                if same or not Path(f"/proc/{pid}").exists():
                     _signal_group(pid, signal.SIGKILL)
             _write_exit(folder, None, "the daemon stopped while it ran; its processes were killed on restart")
             recovered.append(folder.name)
@@ -213,7 +214,12 @@ class LocalExecutor:
             job.exit_code, job.note = 127, f"could not start {spec.argv[:1]}: {exc}"
             return
         job.pid, job.seen = process.pid, "running"
-        pidfd = os.pidfd_open(process.pid)
+        try:
+            pidfd = os.pidfd_open(process.pid)
+        except OSError as exc:  # cannot watch it (out of file descriptors): do not let it run unsupervised
+            _signal_group(process.pid, signal.SIGKILL)
+            job.exit_code, job.note, job.reaped = process.wait(), f"stopped: it could not be watched ({exc})", True
+            return
         try:
             with contextlib.suppress(OSError):
                 _write_atomically(
