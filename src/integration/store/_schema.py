@@ -188,6 +188,27 @@ MIGRATIONS: tuple[str, ...] = (
         last_error_at REAL
     );
     """,
+    # 3: processing jobs (issue 7): one row per (asset, job) with its attempt counter; the idempotency key
+    #    <guid>-<job>-<attempt> is derived from it. Their transitions go to events as entity kind 'job'.
+    """
+    CREATE TABLE jobs (
+        guid           TEXT NOT NULL REFERENCES assets(guid),
+        job            TEXT NOT NULL,
+        grp            INTEGER NOT NULL,
+        module         TEXT NOT NULL,
+        attempt        INTEGER NOT NULL DEFAULT 1,
+        state          TEXT NOT NULL,
+        executor_id    TEXT NOT NULL DEFAULT '',
+        module_version TEXT NOT NULL DEFAULT '',
+        result         BLOB,
+        reason         TEXT NOT NULL DEFAULT '',
+        state_since    REAL NOT NULL,
+        created_at     REAL NOT NULL,
+        updated_at     REAL NOT NULL,
+        PRIMARY KEY (guid, job)
+    );
+    CREATE INDEX jobs_by_state ON jobs(state);
+    """,
 )
 
 

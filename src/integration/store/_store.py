@@ -2,8 +2,9 @@
 
 ``store.assets`` (parent assets, their files and metadata), ``store.intake`` (session folders, rejections),
 ``store.lanes`` (lanes and group holds), ``store.wakeups`` (due work across entities), ``store.requests``
-(operator requests) and ``store.actors`` (heartbeats) share the generic pieces of :mod:`._core`: transition +
-event in one transaction, intents with idempotency keys, wake-ups with a kind.
+(operator requests), ``store.actors`` (heartbeats) and ``store.jobs`` (processing jobs) share the generic
+pieces of :mod:`._core`: transition + event in one transaction, intents with idempotency keys, wake-ups with a
+kind.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import msgspec
 from integration.store._actors import ActorRepository
 from integration.store._assets import AssetRepository
 from integration.store._intake import IntakeRepository
+from integration.store._jobs import JobRepository
 from integration.store._lanes import LaneRepository
 from integration.store._requests import RequestRepository
 from integration.store._schema import migrate
@@ -47,6 +49,7 @@ class Store:
         self.wakeups = WakeupRepository(db, clock)
         self.requests = RequestRepository(db, clock)
         self.actors = ActorRepository(db, clock)
+        self.jobs = JobRepository(db, clock)
 
     async def run(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run an arbitrary function on the database thread (for tests and one-off admin queries)."""
