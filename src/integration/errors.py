@@ -35,7 +35,10 @@ caller does, before the kind of error does::
     │       ├── ArsConflict              "already exists" / "already being processed" / "already checked out"
     │       └── ArsShareClosed           the asset has no open share (upload, synchronize): open one first
     ├── IllegalTransition        a trigger that the state machine does not allow in this state
+    │   └── RetriesExhausted         a job has had every attempt its configuration allows
     ├── StateConflict            the stored state is not the one the caller expected (lost race)
+    │   ├── StaleAttempt             a job callback or step for an earlier attempt than the stored one
+    │   └── UnknownJob               no such job (or no such asset) in the store
     └── DaemonRunning            another daemon holds the database (one daemon per database)
 
 Every error carries its context (asset GUID, request) as attributes, not only in its message; a site error
@@ -76,10 +79,13 @@ __all__ = [
     "NdriveUnavailable",
     "NodeResourceError",
     "PermanentError",
+    "RetriesExhausted",
     "Scope",
+    "StaleAttempt",
     "StateConflict",
     "StorageUnavailable",
     "TransientError",
+    "UnknownJob",
 ]
 
 
@@ -405,6 +411,33 @@ class StateConflict(IntegrationError):
         super().__init__(f"asset {guid}: expected state {expected!r}, found {actual!r}", guid=guid)
         self.expected = expected
         self.actual = actual
+
+
+class RetriesExhausted(IllegalTransition):
+    """Job ``job`` of asset ``guid`` has had ``attempts`` attempts, all it may: its asset fails with its reason."""
+
+    def __init__(self, *, guid: str, job: str, attempts: int) -> None:
+        super().__init__("failed", f"retry ({attempts} attempt(s) used, none left)", guid=guid)
+        self.job = job
+        self.attempts = attempts
+
+
+class StaleAttempt(StateConflict):
+    """A step or callback for attempt ``attempt`` of job ``job``, while the store holds ``current``: ignore it."""
+
+    def __init__(self, *, guid: str, job: str, attempt: int, current: int) -> None:
+        super().__init__(guid=guid, expected=f"{job} attempt {attempt}", actual=f"{job} attempt {current}")
+        self.job = job
+        self.attempt = attempt
+        self.current = current
+
+
+class UnknownJob(StateConflict):
+    """The store has no job ``job`` for asset ``guid`` (or no such asset)."""
+
+    def __init__(self, *, guid: str, job: str) -> None:
+        super().__init__(guid=guid, expected=f"a planned job {job!r}", actual=None)
+        self.job = job
 
 
 class DaemonRunning(IntegrationError):

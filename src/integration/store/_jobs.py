@@ -2,25 +2,30 @@
 machine (state_machines/_job.py) with an event per transition, all in one transaction.
 
 A job's idempotency key is ``<guid>-<job>-<attempt>``: it travels to the node and back, and a transition for
-another attempt than the stored one is refused (:class:`StateConflict`) — a callback of an earlier attempt is
-stale. ``retry`` starts the next attempt only while the job's attempts are below its limit.
+another attempt than the stored one is refused (:class:`StaleAttempt`) — a callback of an earlier attempt is
+stale. ``retry`` starts the next attempt only from failed/lost and while the job's attempts are below its limit;
+its event is keyed by the attempt it ends, so each attempt's log runs from its first step to its retry.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
 
-from integration.errors import IllegalTransition, StateConflict
+from integration.errors import IllegalTransition, RetriesExhausted, StaleAttempt, UnknownJob
 from integration.state_machines import JobState, JobTrigger, apply_job
 from integration.store._core import EVENT_COLUMNS, event_from_row, insert_event
 from integration.store._records import EventRecord
 from integration.store._thread import DatabaseThread
 
 __all__ = ["JOB_COLUMNS", "JobRecord", "JobRepository", "job_key"]
+
+_JOB_NAME = re.compile(r"^[a-z][a-z0-9_]*$")  # as config.JobName: no "-", so a key splits unambiguously
+_NOT_BY_TRANSITION = frozenset({JobTrigger.PLAN, JobTrigger.RETRY})  # plan() and retry() keep their rules
 
 JOB_COLUMNS = (
     "guid, job, grp, module, attempt, state, executor_id, module_version, result, reason, state_since, created_at, "
@@ -73,7 +78,14 @@ class JobRepository:
         already are left as they are (planning twice is harmless). Returns all of the asset's jobs."""
         at = self._clock()
 
+        for group in groups:
+            for job, _ in group:
+                if not _JOB_NAME.match(job):
+                    raise ValueError(f"job name {job!r}: a-z, 0-9 and _ only (it becomes part of job keys)")
+
         def write(connection: sqlite3.Connection) -> list[JobRecord]:
+            if connection.execute("SELECT 1 FROM assets WHERE guid = ?", (guid,)).fetchone() is None:
+                raise UnknownJob(guid=guid, job="(any: no such asset)")
             existing = {row[0] for row in connection.execute("SELECT job FROM jobs WHERE guid = ?", (guid,))}
             for position, group in enumerate(groups):
                 for job, module in group:
@@ -129,15 +141,15 @@ class JobRepository:
         result: bytes | None = None,
         module_version: str | None = None,
     ) -> JobRecord:
-        """Move attempt ``attempt`` of the job by ``trigger``; raises :class:`StateConflict` for another attempt
-        (a stale callback) and :class:`IllegalTransition` when the table refuses it. Nothing is written then."""
+        """Move attempt ``attempt`` of the job by ``trigger``. Raises :class:`UnknownJob`, :class:`StaleAttempt`
+        (another attempt: a late callback, to be answered and ignored) or :class:`IllegalTransition` (the table
+        refuses it; ``plan`` and ``retry`` have their own methods). Nothing is written then."""
+        if trigger in _NOT_BY_TRANSITION:
+            raise IllegalTransition("(any)", f"{trigger.value} (use JobRepository.{trigger.value}())", guid=guid)
         at = self._clock()
 
         def write(connection: sqlite3.Connection) -> JobRecord:
-            current = _one(connection, guid, job)
-            if current.attempt != attempt:
-                raise StateConflict(guid=job_key(guid, job, attempt), expected=f"attempt {attempt}",
-                                    actual=f"attempt {current.attempt}")  # fmt: skip
+            current = _current(connection, guid, job, attempt)
             new = apply_job(current.state, trigger, reason=reason, job=current.key)
             _move(connection, current, new, trigger, at=at, actor=actor, reason=reason, attempt=current.attempt,
                   executor_id=executor_id, result=result, module_version=module_version)  # fmt: skip
@@ -149,19 +161,16 @@ class JobRepository:
     async def retry(
         self, guid: str, job: str, *, attempt: int, max_attempts: int, actor: str, reason: str
     ) -> JobRecord:
-        """Start the next attempt of a ``failed`` or ``lost`` job; raises :class:`IllegalTransition` when it has
-        had ``max_attempts`` already (the caller fails the asset with the job's reason)."""
+        """Start the next attempt of a ``failed`` or ``lost`` job. Raises :class:`IllegalTransition` in any other
+        state (an attempt that may still run is never followed by another), :class:`RetriesExhausted` when it has
+        had ``max_attempts`` (the caller fails the asset with the job's reason), :class:`StaleAttempt`."""
         at = self._clock()
 
         def write(connection: sqlite3.Connection) -> JobRecord:
-            current = _one(connection, guid, job)
-            if current.attempt != attempt:
-                raise StateConflict(guid=job_key(guid, job, attempt), expected=f"attempt {attempt}",
-                                    actual=f"attempt {current.attempt}")  # fmt: skip
-            if current.attempt >= max_attempts:
-                raise IllegalTransition(current.state.value, f"retry (attempt {attempt} of {max_attempts} used)",
-                                        guid=current.key)  # fmt: skip
+            current = _current(connection, guid, job, attempt)
             new = apply_job(current.state, JobTrigger.RETRY, reason=reason, job=current.key)
+            if current.attempt >= max_attempts:
+                raise RetriesExhausted(guid=guid, job=job, attempts=current.attempt)
             _move(connection, current, new, JobTrigger.RETRY, at=at, actor=actor, reason=reason,
                   attempt=current.attempt + 1, executor_id="", result=None, module_version="")  # fmt: skip
             return _one(connection, guid, job)
@@ -178,8 +187,15 @@ def _select(connection: sqlite3.Connection, guid: str) -> list[JobRecord]:
 def _one(connection: sqlite3.Connection, guid: str, job: str) -> JobRecord:
     row = connection.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE guid = ? AND job = ?", (guid, job)).fetchone()
     if row is None:
-        raise StateConflict(guid=f"{guid}-{job}", expected="a planned job", actual=None)
+        raise UnknownJob(guid=guid, job=job)
     return _from_row(row)
+
+
+def _current(connection: sqlite3.Connection, guid: str, job: str, attempt: int) -> JobRecord:
+    current = _one(connection, guid, job)
+    if current.attempt != attempt:
+        raise StaleAttempt(guid=guid, job=job, attempt=attempt, current=current.attempt)
+    return current
 
 
 def _move(
