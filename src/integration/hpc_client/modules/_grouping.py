@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
+from ._components import connected_components
 from ._decoders import Read
 from ._symbols import LINEAR
 
@@ -66,22 +67,7 @@ def group_by_place(reads: list[tuple[Read, T]]) -> list[list[tuple[Read, T]]]:
 
 
 def _components(reads: list[tuple[Read, T]], same: Callable[[Read, Read], bool]) -> list[list[tuple[Read, T]]]:
-    parent = list(range(len(reads)))
-
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    for i in range(len(reads)):
-        for j in range(i + 1, len(reads)):
-            if same(reads[i][0], reads[j][0]):
-                parent[root(i)] = root(j)
-    groups: dict[int, list[tuple[Read, T]]] = {}
-    for i, seen in enumerate(reads):
-        groups.setdefault(root(i), []).append(seen)
-    return list(groups.values())
+    return connected_components(reads, lambda a, b: same(a[0], b[0]))
 
 
 def _is_full(read: Read) -> bool:

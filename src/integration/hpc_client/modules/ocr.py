@@ -25,6 +25,7 @@ from PIL import Image, ImageOps
 
 from integration.errors import ConfigError, ImageUnreadable, NodeResourceError
 
+from ._components import connected_components
 from ._image import DEFAULT_MAX_MEGAPIXELS, LoadedImage, load_image
 from ._job import JobInput, node_failures
 
@@ -301,28 +302,17 @@ def _regions(words: list[_Word], shape: tuple[int, ...], settings: OcrSettings) 
 
 
 def _group_words(words: list[_Word]) -> list[list[_Word]]:
-    """Words whose boxes, grown by about a line height, touch belong to one group (union-find)."""
-    parent = list(range(len(words)))
+    """Words whose boxes, grown by about a line height, touch belong to one group."""
 
-    def root(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
-
-    grown = []
-    for word in words:
+    def grown(word: _Word) -> tuple[int, int, int, int]:
         h = word.bottom - word.top
-        grown.append((word.left - 2 * h, word.top - h, word.right + 2 * h, word.bottom + h))
-    for i in range(len(words)):
-        for j in range(i + 1, len(words)):
-            a, b = grown[i], grown[j]
-            if a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]:
-                parent[root(i)] = root(j)
-    groups: dict[int, list[_Word]] = {}
-    for i, word in enumerate(words):
-        groups.setdefault(root(i), []).append(word)
-    return list(groups.values())
+        return word.left - 2 * h, word.top - h, word.right + 2 * h, word.bottom + h
+
+    def touching(x: _Word, y: _Word) -> bool:
+        a, b = grown(x), grown(y)
+        return a[0] <= b[2] and b[0] <= a[2] and a[1] <= b[3] and b[1] <= a[3]
+
+    return connected_components(words, touching)
 
 
 def _read_region(grey: np.ndarray, region: _Region, lang: str, settings: OcrSettings, source: str) -> OcrRegion | None:
