@@ -36,6 +36,7 @@ from typing import IO
 
 import trio
 
+from integration.adapters._atomic import write_atomically
 from integration.errors import ConfigError, NodeResourceError
 
 from ._interface import JobSeen, JobSpec, Seen
@@ -222,9 +223,8 @@ class LocalExecutor:
             return
         try:
             with contextlib.suppress(OSError):
-                _write_atomically(
-                    job.folder / "pid", json.dumps({"pid": process.pid, "start": _start_ticks(process.pid)})
-                )
+                pid = {"pid": process.pid, "start": _start_ticks(process.pid)}
+                write_atomically(job.folder / "pid", json.dumps(pid).encode())
             async with trio.open_nursery() as watch:
                 watch.start_soon(self._watch, job)
                 try:
@@ -300,15 +300,9 @@ def _folder_failure(folder: Path, exc: OSError) -> NodeResourceError | ConfigErr
     return ConfigError(f"cannot make the job folder {folder}: {exc}")
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text)
-    partial.replace(path)
-
-
 def _write_exit(folder: Path, code: int | None, note: str) -> None:
     with contextlib.suppress(OSError):
-        _write_atomically(folder / "exit", json.dumps({"code": code, "note": note}))
+        write_atomically(folder / "exit", json.dumps({"code": code, "note": note}).encode())
 
 
 def _start_ticks(pid: int) -> int | None:

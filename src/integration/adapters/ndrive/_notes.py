@@ -6,12 +6,12 @@ own files are never modified or deleted.
 
 from __future__ import annotations
 
-import os
 import textwrap
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from integration.adapters._atomic import write_atomically
 from integration.adapters.ndrive._errors import map_os_errors
 from integration.adapters.ndrive._model import IntakeRejection
 from integration.adapters.ndrive._names import SESSION_NOTE_NAME, note_file_name, printable
@@ -71,7 +71,7 @@ def _write_note(note: Path, render: _Render) -> Path:
     with map_os_errors(note):
         if _same_note(note, render):
             return note
-        _write_atomically(note, _encode(render(datetime.now(UTC))))
+        write_atomically(note, _encode(render(datetime.now(UTC))))
     return note
 
 
@@ -107,16 +107,3 @@ def _same_note(note: Path, render: _Render) -> bool:
 
 def _without_stamp(text: str) -> list[str]:
     return [line for line in text.splitlines() if not line.startswith(_STAMP_LABEL)]
-
-
-def _write_atomically(target: Path, data: bytes) -> None:
-    """Write ``data`` to a hidden temporary file next to ``target``, fsync, then rename it over ``target``."""
-    temporary = target.with_name(f".{target.name}.tmp")
-    try:
-        with temporary.open("wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    finally:
-        temporary.unlink(missing_ok=True)
