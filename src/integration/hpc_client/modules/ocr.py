@@ -215,25 +215,22 @@ def _tesseract_data(image: Image.Image, *, lang: str, psm: int, timeout_s: float
         raise NodeResourceError(f"tesseract did not finish {source} within {timeout_s:g} s") from exc
     except OSError as exc:  # its temporary files: a full or failing disk
         raise NodeResourceError(f"tesseract could not run on {source}: {exc}") from exc
+    return _words_of(data)
+
+
+def _words_of(data: dict[str, list[object]]) -> list[_Word]:
+    """tesseract's non-empty words of known confidence; the last word of each line ends in a newline (lines by
+    tesseract's block/paragraph/line numbers)."""
+    kept = [i for i, text in enumerate(data["text"]) if str(text).strip() and float(str(data["conf"][i])) >= 0]
+    line_of = [(data["block_num"][i], data["par_num"][i], data["line_num"][i]) for i in kept]
     words = []
-    for i, text in enumerate(data["text"]):
-        confidence = float(data["conf"][i])
-        if text.strip() and confidence >= 0:
-            left, top = int(data["left"][i]), int(data["top"][i])
-            right, bottom = left + int(data["width"][i]), top + int(data["height"][i])
-            words.append(_Word(left, top, right, bottom, text.strip(), confidence))
-    lines = _line_breaks(data)
-    return [msgspec.structs.replace(w, text=w.text + ("\n" if i in lines else "")) for i, w in enumerate(words)]
-
-
-def _line_breaks(data: dict[str, list[object]]) -> set[int]:
-    """Indexes (into the kept words) of the last word of each line, from tesseract's block/par/line numbers."""
-    kept = [
-        (data["block_num"][i], data["par_num"][i], data["line_num"][i])
-        for i, text in enumerate(data["text"])
-        if str(text).strip() and float(str(data["conf"][i])) >= 0
-    ]
-    return {i for i in range(len(kept)) if i == len(kept) - 1 or kept[i + 1] != kept[i]}
+    for n, i in enumerate(kept):
+        ends_line = n == len(kept) - 1 or line_of[n + 1] != line_of[n]
+        left, top = int(str(data["left"][i])), int(str(data["top"][i]))
+        right, bottom = left + int(str(data["width"][i])), top + int(str(data["height"][i]))
+        text = str(data["text"][i]).strip() + ("\n" if ends_line else "")
+        words.append(_Word(left, top, right, bottom, text, float(str(data["conf"][i]))))
+    return words
 
 
 def _layout_words(grey: np.ndarray, settings: OcrSettings, source: str) -> list[_Word]:
