@@ -27,33 +27,15 @@ import subprocess
 import sys
 import tempfile
 import time
-import tomllib
 from pathlib import Path
 
 from _common import ROOT, calibrate, command_line, git_revision, machine_summary, markdown_table, today, write_section
 
 sys.path.insert(0, str(ROOT / "tests"))
+from imaging_support import golden, specimen_file
 
-GOLDEN = ROOT / "tests" / "hpc_client" / "real_specimens_golden.toml"
 TYPED_TARGETS = ("fm_C0000578F_holotype", "brit_vdb_no-barcode", "elie_CASENT0179609_typed2", "nhmd_spidercards_lsq523")
 GUID = "7e8-8-08-0c-1b-15-2-003-04-000-01e240"
-
-
-def _specimens() -> Path:
-    configured = os.environ.get("INTEGRATION_SPECIMENS")
-    path = Path(configured) if configured else ROOT.parent / "shared" / "data" / "real-specimens"
-    if not (path / "MANIFEST.csv").is_file():
-        raise SystemExit(f"the real-specimen set is missing at {path} (set INTEGRATION_SPECIMENS)")
-    return path
-
-
-def _golden() -> dict[str, dict[str, object]]:
-    with GOLDEN.open("rb") as handle:
-        return tomllib.load(handle)
-
-
-def _file(name: str) -> Path:
-    return next(_specimens().glob(name + ".*"))
 
 
 def barcodes_on_real_set() -> tuple[str, dict[str, object]]:
@@ -64,9 +46,9 @@ def barcodes_on_real_set() -> tuple[str, dict[str, object]]:
     totals = {"reachable": 0, "read": 0, "wrong": 0, "unreachable": 0, "unreachable_not_found": 0,
               "specimen_ok": 0, "specimen_total": 0}  # fmt: skip
     times = []
-    for name, entry in _golden().items():
+    for name, entry in golden().items():
         began = time.perf_counter()
-        loaded = load_image(_file(name))
+        loaded = load_image(specimen_file(name))
         load_s = time.perf_counter() - began
         result = read_barcodes(loaded, institution=str(entry["institution"]))
         reachable = set(entry.get("barcodes", []))  # type: ignore[arg-type]
@@ -118,10 +100,10 @@ def ocr_on_real_set() -> tuple[str, dict[str, object]]:
     rows = []
     sums = {"typed_targets": [0, 0], "typed": [0, 0], "handwritten": [0, 0]}
     times = []
-    for name, entry in _golden().items():
+    for name, entry in golden().items():
         if "keywords" not in entry:
             continue
-        result = read_text(load_image(_file(name)), institution=str(entry["institution"]))
+        result = read_text(load_image(specimen_file(name)), institution=str(entry["institution"]))
         found, total = keyword_recall(entry, result.tags_ocr)
         kind = "typed" if entry.get("typed") else "handwritten"
         for key in [kind, "typed_targets"] if name in TYPED_TARGETS else [kind]:
