@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,6 +20,16 @@ from integration.adapters.executors import JobSpec, LocalExecutor
 from integration.errors import ConfigError
 
 PY = sys.executable
+
+
+@contextlib.asynccontextmanager
+async def serving(root: Path, *, parallel_jobs: int, kill_grace_s: float = 5.0) -> AsyncIterator[LocalExecutor]:
+    """A local executor serving in a nursery of its own; stopped (as the daemon stops it) on leaving."""
+    executor = LocalExecutor(root, parallel_jobs=parallel_jobs, kill_grace_s=kill_grace_s)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(executor.run)
+        yield executor
+        nursery.cancel_scope.cancel()
 
 
 def _alive(pid: int) -> bool:
@@ -37,9 +48,7 @@ async def _wait_for(path: Path) -> str:
 
 
 async def test_a_job_runs_and_reports_its_exit_code_and_stderr(tmp_path: Path) -> None:
-    executor = LocalExecutor(tmp_path / "jobs", parallel_jobs=2)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(executor.run)
+    async with serving(tmp_path / "jobs", parallel_jobs=2) as executor:
         script = "import sys; print('result'); sys.stderr.write('line 1\\nwhy it failed\\n'); sys.exit(3)"
         seen = await executor.submit(JobSpec(key="g-barcode-1", argv=[PY, "-c", script]))
         assert seen.seen in ("queued", "running")
@@ -48,14 +57,11 @@ async def test_a_job_runs_and_reports_its_exit_code_and_stderr(tmp_path: Path) -
         assert (await executor.stderr_tail("g-barcode-1")).endswith("why it failed")
         assert (tmp_path / "jobs" / "g-barcode-1" / "stdout").read_text() == "result\n"
         assert (await executor.status(["g-barcode-1", "never"]))["never"].seen == "unknown"
-        nursery.cancel_scope.cancel()
 
 
 async def test_no_more_jobs_run_at_once_than_allowed(tmp_path: Path) -> None:
-    executor = LocalExecutor(tmp_path / "jobs", parallel_jobs=1)
     gate = tmp_path / "gate"
-    async with trio.open_nursery() as nursery:
-        await nursery.start(executor.run)
+    async with serving(tmp_path / "jobs", parallel_jobs=1) as executor:
         wait_for_gate = f"import os, time\nwhile not os.path.exists({str(gate)!r}): time.sleep(0.02)"
         await executor.submit(JobSpec(key="a", argv=[PY, "-c", wait_for_gate]))
         with trio.fail_after(10):
@@ -66,40 +72,31 @@ async def test_no_more_jobs_run_at_once_than_allowed(tmp_path: Path) -> None:
         assert (await executor.status(["b"]))["b"].seen == "queued"
         gate.write_text("go")
         assert (await executor.wait("b")).exit_code == 0
-        nursery.cancel_scope.cancel()
 
 
 async def test_a_job_past_its_time_limit_is_stopped_with_a_note(tmp_path: Path) -> None:
-    executor = LocalExecutor(tmp_path / "jobs", parallel_jobs=1, kill_grace_s=0.5)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(executor.run)
+    async with serving(tmp_path / "jobs", parallel_jobs=1, kill_grace_s=0.5) as executor:
         await executor.submit(JobSpec(key="slow", argv=["sleep", "60"], time_limit_s=0.3))
         ended = await executor.wait("slow")
         assert ended.exit_code == -signal.SIGTERM
         assert "time limit" in ended.note
-        nursery.cancel_scope.cancel()
 
 
 async def test_a_job_ignoring_sigterm_is_killed_after_the_grace(tmp_path: Path) -> None:
-    executor = LocalExecutor(tmp_path / "jobs", parallel_jobs=1, kill_grace_s=0.3)
     stubborn = (
         "import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\nprint('ready', flush=True)\ntime.sleep(60)"
     )
-    async with trio.open_nursery() as nursery:
-        await nursery.start(executor.run)
+    async with serving(tmp_path / "jobs", parallel_jobs=1, kill_grace_s=0.3) as executor:
         await executor.submit(JobSpec(key="stubborn", argv=[PY, "-c", stubborn], time_limit_s=60))
         await _wait_for(tmp_path / "jobs" / "stubborn" / "stdout")
         await executor.cancel("stubborn")
         ended = await executor.wait("stubborn")
         assert ended.exit_code == -signal.SIGKILL
         assert ended.note == "cancelled"
-        nursery.cancel_scope.cancel()
 
 
 async def test_cancel_stops_the_whole_process_group(tmp_path: Path) -> None:
-    executor = LocalExecutor(tmp_path / "jobs", parallel_jobs=1, kill_grace_s=1)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(executor.run)
+    async with serving(tmp_path / "jobs", parallel_jobs=1, kill_grace_s=1) as executor:
         await executor.submit(JobSpec(key="tree", argv=["sh", "-c", "sleep 60 & echo $! > child; wait"]))
         child = int(await _wait_for(tmp_path / "jobs" / "tree" / "child"))
         assert _alive(child)
@@ -108,58 +105,42 @@ async def test_cancel_stops_the_whole_process_group(tmp_path: Path) -> None:
         with trio.fail_after(5):
             while _alive(child):
                 await trio.sleep(0.02)
-        nursery.cancel_scope.cancel()
 
 
 async def test_a_key_runs_once_ever(tmp_path: Path) -> None:
     counter = tmp_path / "runs"
     spec = JobSpec(key="g-ocr-1", argv=["sh", "-c", f"echo run >> {counter}"])
-    executor = LocalExecutor(tmp_path / "jobs", parallel_jobs=2)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(executor.run)
+    async with serving(tmp_path / "jobs", parallel_jobs=2) as executor:
         await executor.submit(spec)
         await executor.submit(spec)  # a duplicate while it is queued or running
         await executor.wait("g-ocr-1")
         again = await executor.submit(spec)  # and after it ended
         assert again.seen == "exited"
-        nursery.cancel_scope.cancel()
-    restarted = LocalExecutor(tmp_path / "jobs", parallel_jobs=2)  # a new daemon: the folder is the record
-    async with trio.open_nursery() as nursery:
-        await nursery.start(restarted.run)
+    async with serving(tmp_path / "jobs", parallel_jobs=2) as restarted:  # a new daemon: the folder is the record
         assert (await restarted.submit(spec)).seen == "exited"
-        nursery.cancel_scope.cancel()
     assert counter.read_text() == "run\n"
 
 
 @pytest.mark.parametrize("key", ["", "../escape", ".hidden", "a/b", "with space"])
 async def test_a_key_that_cannot_name_a_folder_is_refused(tmp_path: Path, key: str) -> None:
-    executor = LocalExecutor(tmp_path / "jobs", parallel_jobs=1)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(executor.run)
+    async with serving(tmp_path / "jobs", parallel_jobs=1) as executor:
         with pytest.raises(ValueError, match="job key"):
             await executor.submit(JobSpec(key=key, argv=["true"]))
-        nursery.cancel_scope.cancel()
     assert not (tmp_path / "escape").exists()
 
 
 async def test_a_command_that_cannot_start_is_an_exit_127_with_its_reason(tmp_path: Path) -> None:
-    executor = LocalExecutor(tmp_path / "jobs", parallel_jobs=1)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(executor.run)
+    async with serving(tmp_path / "jobs", parallel_jobs=1) as executor:
         await executor.submit(JobSpec(key="missing", argv=["/nonexistent/runner"]))
         ended = await executor.wait("missing")
         assert ended.exit_code == 127
         assert "could not start" in ended.note
-        nursery.cancel_scope.cancel()
 
 
 async def test_stopping_the_executor_stops_its_jobs_and_records_why(tmp_path: Path) -> None:
-    executor = LocalExecutor(tmp_path / "jobs", parallel_jobs=1, kill_grace_s=1)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(executor.run)
+    async with serving(tmp_path / "jobs", parallel_jobs=1, kill_grace_s=1) as executor:
         await executor.submit(JobSpec(key="long", argv=["sh", "-c", "echo $$ > me; sleep 60"]))
         pid = int(await _wait_for(tmp_path / "jobs" / "long" / "me"))
-        nursery.cancel_scope.cancel()
     assert not _alive(pid)
     recorded = json.loads((tmp_path / "jobs" / "long" / "exit").read_text())
     assert "shutting down" in recorded["note"]
@@ -229,33 +210,25 @@ async def test_a_job_outlives_the_thread_that_trio_would_have_forked_it_from(
     import trio._core._thread_cache as thread_cache
 
     monkeypatch.setattr(thread_cache, "IDLE_TIMEOUT", 0.1)
-    executor = LocalExecutor(tmp_path / "jobs", parallel_jobs=1)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(executor.run)
+    async with serving(tmp_path / "jobs", parallel_jobs=1) as executor:
         await executor.submit(JobSpec(key="steady", argv=["sleep", "1"]))
         ended = await executor.wait("steady")
         assert (ended.exit_code, ended.note) == (0, "")
-        nursery.cancel_scope.cancel()
 
 
 async def test_nothing_of_a_job_runs_on_after_its_leader_exits(tmp_path: Path) -> None:
-    executor = LocalExecutor(tmp_path / "jobs", parallel_jobs=1)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(executor.run)
+    async with serving(tmp_path / "jobs", parallel_jobs=1) as executor:
         await executor.submit(JobSpec(key="leaves", argv=["sh", "-c", "sleep 60 & echo $! > child"]))
         assert (await executor.wait("leaves")).exit_code == 0
         child = int((tmp_path / "jobs" / "leaves" / "child").read_text())
         with trio.fail_after(5):
             while _alive(child):
                 await trio.sleep(0.02)
-        nursery.cancel_scope.cancel()
 
 
 async def test_a_job_cancelled_while_queued_leaves_its_key_unused(tmp_path: Path) -> None:
-    executor = LocalExecutor(tmp_path / "jobs", parallel_jobs=1)
     gate = tmp_path / "gate"
-    async with trio.open_nursery() as nursery:
-        await nursery.start(executor.run)
+    async with serving(tmp_path / "jobs", parallel_jobs=1) as executor:
         blocker = f"import os, time\nwhile not os.path.exists({str(gate)!r}): time.sleep(0.02)"
         await executor.submit(JobSpec(key="first", argv=[PY, "-c", blocker]))
         await executor.submit(JobSpec(key="second", argv=["true"]))
@@ -265,13 +238,10 @@ async def test_a_job_cancelled_while_queued_leaves_its_key_unused(tmp_path: Path
         assert ended.exit_code is None
         assert ended.note == "cancelled before it started"
         assert not (tmp_path / "jobs" / "second").exists()
-        nursery.cancel_scope.cancel()
 
 
 async def test_a_command_that_cannot_be_started_fails_only_its_job(tmp_path: Path) -> None:
-    executor = LocalExecutor(tmp_path / "jobs", parallel_jobs=1)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(executor.run)
+    async with serving(tmp_path / "jobs", parallel_jobs=1) as executor:
         await executor.submit(JobSpec(key="nul", argv=["echo", "a\x00b"]))
         await executor.submit(JobSpec(key="badenv", argv=["true"], env={"A=B": "1"}))
         for key in ("nul", "badenv"):
@@ -282,14 +252,10 @@ async def test_a_command_that_cannot_be_started_fails_only_its_job(tmp_path: Pat
         assert (await executor.wait("after")).exit_code == 0  # the executor still serves
         with pytest.raises(ValueError, match="empty command"):
             await executor.submit(JobSpec(key="empty", argv=[]))
-        nursery.cancel_scope.cancel()
 
 
 async def test_one_executor_per_root(tmp_path: Path) -> None:
-    first = LocalExecutor(tmp_path / "jobs", parallel_jobs=1)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(first.run)
+    async with serving(tmp_path / "jobs", parallel_jobs=1):
         with pytest.raises(ConfigError, match="another executor"):
             LocalExecutor(tmp_path / "jobs", parallel_jobs=1).recover()
-        nursery.cancel_scope.cancel()
     LocalExecutor(tmp_path / "jobs", parallel_jobs=1).recover()  # released when the first stopped
