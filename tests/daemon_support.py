@@ -64,6 +64,7 @@ _TEST_OVERRIDES: dict[str, dict[str, Any]] = {
     "retry": {"attempts": 3, "initial_s": 0.05, "max_s": 0.2, "jitter_s": 0.05},
     "concurrency": {"assets": 8, "ars_connections": 8},
     "pipelines": {"test-pipeline": {"jobs": [["asset_loader"]]}},
+    "executor": {"kind": "none"},  # the ingest tests end at synced; the processing tests set "local"
 }
 
 

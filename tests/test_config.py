@@ -59,8 +59,9 @@ def _fields(cls: type[msgspec.Struct], prefix: str = "") -> Iterator[tuple[str, 
     """Every (dotted path, annotation) of ``cls`` and its nested tables, read from the Structs themselves."""
     for field in msgspec.structs.fields(cls):
         bare = _bare(field.type)
-        if typing.get_origin(bare) is dict:  # [pipelines.<name>]
-            yield from _fields(typing.get_args(bare)[1], f"{prefix}{field.name}.<name>.")
+        value_type = _bare(typing.get_args(bare)[1]) if typing.get_origin(bare) is dict else None
+        if isinstance(value_type, type) and issubclass(value_type, msgspec.Struct):  # [pipelines.<name>]
+            yield from _fields(value_type, f"{prefix}{field.name}.<name>.")
         elif isinstance(bare, type) and issubclass(bare, msgspec.Struct):
             yield from _fields(bare, f"{prefix}{field.name}.")
         else:

@@ -22,9 +22,11 @@ ALLOWED: dict[str, set[str]] = {
     "adapters": {"errors", "domain", "config"},
     "emulators": {"errors"},
     "hpc_client": {"errors", "domain"},
-    "actors": {"errors", "domain", "state_machines", "config", "store", "adapters"},
+    "api": {"errors", "domain", "state_machines", "config", "store", "adapters"},
+    "actors": {"errors", "domain", "state_machines", "config", "store", "adapters", "api"},
     "status": {"errors", "state_machines", "store", "config", "adapters"},
     "demo": {
+        "api",
         "errors",
         "domain",
         "state_machines",

@@ -40,6 +40,7 @@ from integration.errors import ConfigError
 
 __all__ = [
     "AbsolutePath",
+    "ApiConfig",
     "ArsConfig",
     "ConcurrencyConfig",
     "Config",
@@ -60,6 +61,7 @@ __all__ = [
     "PipelineConfig",
     "PositiveInt",
     "PositiveSeconds",
+    "ProcessingConfig",
     "RetryConfig",
     "StorageConfig",
     "Url",
@@ -370,11 +372,48 @@ def _default_jobs() -> dict[str, JobConfig]:
 class ExecutorConfig(_Section, kw_only=True, frozen=True, forbid_unknown_fields=True):
     """Where jobs run, and the most one job may ask of it."""
 
-    kind: Literal["local"] = "local"  # subprocesses on this machine (clusters come next)
+    kind: Literal["local", "none"] = "local"  # local: subprocesses on this machine; none: no processing (archive only)
     max_cpus: PositiveInt = 2
     max_memory_mb: PositiveInt = 8192
     max_time_limit_s: PositiveSeconds = 7200.0
     parallel_jobs: PositiveInt = 2
+
+
+class ApiConfig(_Section, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """The daemon's HTTP API: job callbacks, the original cluster endpoints, /health and /metrics."""
+
+    host: Annotated[str, msgspec.Meta(min_length=1), _fix('an address to listen on, e.g. host = "127.0.0.1"')] = (
+        "127.0.0.1"
+    )
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8470  # 0: any free port (tests, the demo)
+    public_url: Annotated[str, msgspec.Meta(pattern=r"^(https?://[^/\s]+.*)?$"), _fix("the URL nodes reach us at")] = ""
+    # name -> file holding that caller's bearer token (a cluster, an agent, an operator); never in the TOML
+    token_files: dict[Name, AbsolutePath] = msgspec.field(default_factory=dict)
+    max_body_bytes: PositiveInt = 1_048_576  # a larger callback body is refused with 413
+
+
+class ProcessingConfig(_Section, kw_only=True, frozen=True, forbid_unknown_fields=True):
+    """Processing on the HPC side: where jobs work, the lane-wide limits, where the digitisers' reports go."""
+
+    work_root: Annotated[OptionalAbsolutePath, _fix("an absolute path for the jobs' working folders")] = ""
+    report_root: Annotated[OptionalAbsolutePath, _fix("an absolute path for the per-workstation reports")] = ""
+    max_open_share_mb: PositiveInt = 200_000  # megabytes of re-opened shares at once (allocation)
+    max_assets_on_hpc: PositiveInt = 500  # assets with an open share or running jobs at once
+    max_derivative_mb: PositiveInt = 100_000  # megabytes of derivatives registered and not yet synchronised
+    derivative_poll_s: PositiveSeconds = 5.0  # how often a syncing derivative's ERDA status is asked
+    preparation_type: Name = "sheet"  # the preparation type of the specimens barcodes create in ARS (E3)
+    #: barcode job subject -> ARS asset_subject ("" keeps ARS's subject unset and records it as a tag)
+    subjects: dict[str, str] = msgspec.field(
+        default_factory=lambda: {"specimen": "specimen", "label": "label", "device target": "", "folder": "folder"}
+    )
+
+    def work_dir(self, storage_root: str) -> Path:
+        """The jobs' working root (default: ``<storage.root>/hpc-work``)."""
+        return Path(self.work_root or f"{storage_root.rstrip('/')}/hpc-work")
+
+    def report_dir(self, storage_root: str, workstation: str) -> Path:
+        """The report folder of ``workstation`` (default: ``<storage.root>/reports/<workstation>``)."""
+        return Path(self.report_root or f"{storage_root.rstrip('/')}/reports") / workstation
 
 
 class PipelineConfig(_Section, kw_only=True, frozen=True, forbid_unknown_fields=True):
@@ -402,6 +441,8 @@ class Config(_Section, kw_only=True, frozen=True, forbid_unknown_fields=True):
     ]
     jobs: dict[JobName, JobConfig] = msgspec.field(default_factory=_default_jobs)
     executor: ExecutorConfig = msgspec.field(default_factory=ExecutorConfig)
+    api: ApiConfig = msgspec.field(default_factory=ApiConfig)
+    processing: ProcessingConfig = msgspec.field(default_factory=ProcessingConfig)
     concurrency: ConcurrencyConfig = msgspec.field(default_factory=ConcurrencyConfig)
     retry: RetryConfig = msgspec.field(default_factory=RetryConfig)
     lanes: LanesConfig = msgspec.field(default_factory=LanesConfig)

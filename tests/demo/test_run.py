@@ -1,4 +1,5 @@
-"""`integration demo` on a reused work folder counts only the assets of this run."""
+"""`integration demo`: every generated asset to `finalized` with its barcode found; a reused work folder counts
+only the assets of this run."""
 
 from __future__ import annotations
 
@@ -21,6 +22,12 @@ def test_a_reused_workdir_counts_only_this_runs_assets(tmp_path: Path, capsys: p
     finally:
         structlog.reset_defaults()  # the demo logged to its own (now closed) file
     output = capsys.readouterr().out
-    assert output.count("2/2 assets synced") == 2
+    assert output.count("2/2 assets finalized") == 2
+    assert output.count("barcodes: 2/2 found exactly as generated") == 2
     with open_reader(tmp_path / "track.sqlite3") as reader:
-        assert reader.counts_by_state() == {"synced": 4}
+        assert reader.counts_by_state() == {"finalized": 4}
+    ndrive_files = [p for p in (tmp_path / "ndrive").rglob("*") if p.is_file()]
+    assert ndrive_files == []  # every N-Drive copy deleted after its verified sync
+    reports = sorted((tmp_path / "storage" / "reports").rglob("*.txt"))
+    assert len(reports) == 4
+    assert all("finalized" in r.read_text() for r in reports)

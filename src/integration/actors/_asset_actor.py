@@ -27,7 +27,10 @@ import structlog
 
 from integration.actors._ars_steps import ACTOR, step
 from integration.actors._deps import AssetDeps
+from integration.actors._jobs_driver import JobsGaveUp
 from integration.actors._lanes import Lane
+from integration.actors._parked import Parked
+from integration.actors._processing import PROCESSING_STATES, processing_step
 from integration.adapters.ars import file_format_names
 from integration.domain import FileKind
 from integration.errors import (
@@ -40,7 +43,7 @@ from integration.errors import (
     StateConflict,
     TransientError,
 )
-from integration.state_machines import AssetState, AssetTrigger, Driver, states_driven_by
+from integration.state_machines import TABLE, AssetState, AssetTrigger, Driver, states_driven_by
 from integration.store import AssetRecord, Wake
 
 __all__ = ["DRIVABLE", "drive_asset", "fail_asset", "group_key", "quarantine_asset"]
@@ -49,12 +52,18 @@ log = structlog.get_logger()
 
 #: States an asset actor moves assets out of (read from the table of drivers).
 DRIVABLE = states_driven_by(Driver.ASSET_ACTOR)
+_QUARANTINABLE = frozenset(next(row.sources for row in TABLE if row.trigger is AssetTrigger.QUARANTINE))
 #: The site lanes each step needs: a create needs new share space, an upload may open its share again, a
 #: synchronize needs only ARS (and frees share space: it must go on while ``ars-space`` is paused).
 _LANES: dict[AssetState, tuple[str, ...]] = {
     AssetState.INGESTED: ("ars", "ars-space", "storage"),
     AssetState.CREATED_IN_ARS: ("ars", "storage"),
     AssetState.UPLOADED: ("ars",),
+    AssetState.SYNCED: ("ars", "ars-space"),  # re-opening a share needs share space
+    AssetState.SHARE_OPEN: ("ars",),
+    AssetState.ON_HPC: ("ars",),
+    AssetState.PROCESSING: ("ars",),
+    AssetState.PROCESSED: ("ars", "storage", "intake"),  # finalising deletes the local and N-Drive copies
 }
 
 
@@ -70,7 +79,15 @@ async def drive_asset(guid: str, deps: AssetDeps) -> None:
                 return
             resuming = record.state is AssetState.PAUSED  # a resume asks nobody: it answers no probe
             try:
-                record = await step(record, deps)
+                record = await (processing_step if record.state in PROCESSING_STATES else step)(record, deps)
+            except Parked as exc:  # nothing to do until then (a callback or a job's exit wakes it sooner)
+                await _probes_answered(guid, deps, "its step went through")
+                await _park_until(guid, deps, exc)
+                return
+            except JobsGaveUp as exc:
+                await _probes_answered(guid, deps, "it got an answer about the asset itself")
+                await fail_asset(guid, deps, exc.reason, actor=ACTOR)
+                return
             except StateConflict as exc:  # another task moved it; look again
                 log.info("asset_state_moved_elsewhere", expected=exc.expected, actual=exc.actual)
                 record = await deps.store.assets.get(guid)
@@ -212,6 +229,14 @@ async def _wait(guid: str, deps: AssetDeps, exc: AssetWaits) -> None:
     await _again_in(record, deps, delay, f"waits: {exc}", waiting_since=since)
 
 
+async def _park_until(guid: str, deps: AssetDeps, exc: Parked) -> None:
+    record = await deps.store.assets.get(guid)
+    if record is None or record.state not in DRIVABLE:
+        return
+    delay = max(0.0, exc.due - deps.clock())
+    await _again_in(record, deps, delay, exc.reason, attempts=0, waiting_since=None)
+
+
 async def _crc_mismatch(guid: str, deps: AssetDeps, exc: ArsCrcMismatch) -> None:
     record = await deps.store.assets.get(guid)
     if record is None or record.state not in DRIVABLE:
@@ -263,6 +288,9 @@ async def quarantine_asset(guid: str, deps: AssetDeps, reason: str) -> None:
         return
     if record.in_ars:
         reason += f" — the asset exists in ARS; `integration retry {guid}` continues from what ARS holds"
+    if record.state not in _QUARANTINABLE:  # synced in ARS already: a human looks at a failed asset instead
+        await fail_asset(guid, deps, reason, actor=ACTOR)
+        return
     log.warning("asset_quarantined", reason=reason)
     await deps.store.assets.transition(guid, AssetTrigger.QUARANTINE, expected=record.state, reason=reason, actor=ACTOR)
 

@@ -21,8 +21,11 @@ heartbeat-writer   writes every actor's heartbeat for ``integration status``
 
 from __future__ import annotations
 
+import contextlib
+import socket
 import time
 from collections.abc import Awaitable, Callable
+from contextlib import closing
 from functools import partial
 from pathlib import Path
 from typing import Literal
@@ -38,13 +41,23 @@ from integration.actors._deps import AssetDeps
 from integration.actors._dispatcher import Dispatcher
 from integration.actors._heartbeats import Heartbeats, run_heartbeat_writer
 from integration.actors._lanes import HealthProbe, Lanes, run_lane_prober
+from integration.actors._processing_services import (
+    JobCommand,
+    Metrics,
+    health_document,
+    metrics_text,
+    on_job_exit,
+    prepare_local_credentials,
+)
 from integration.actors._signal import Signal
 from integration.actors._supervisor import supervise
 from integration.actors._sync_poller import SyncPollerStatistics, run_sync_poller
 from integration.actors._wake_timer import WakeTimerStatistics, run_wake_timer
 from integration.actors._watcher import WatcherStatistics, ndrive_health_probe, run_ndrive_watcher
 from integration.adapters.ars import ArsClient, open_ars_client
+from integration.adapters.executors import LocalExecutor
 from integration.adapters.files import check_writable
+from integration.api import ApiDeps, JobCallbacks, Tokens, build_api, listen, serve_api
 from integration.config import Config
 from integration.errors import ArsUnavailable, StorageUnavailable
 from integration.state_machines import Driver, states_driven_by
@@ -71,6 +84,9 @@ class Daemon(msgspec.Struct, kw_only=True):
     watcher: WatcherStatistics
     poller: SyncPollerStatistics
     timer: WakeTimerStatistics
+    executor: LocalExecutor | None  # None: [executor] kind = "none" (no processing)
+    callbacks: JobCallbacks
+    api_url: str  # where the HTTP API listens (callbacks, /health, /metrics)
 
 
 async def run_daemon(
@@ -89,14 +105,22 @@ async def run_daemon(
     :data:`StartupCheck`).
     """
     database = Path(config.storage.database)
-    with daemon_lock(database):
+    ars_secret = secret() if callable(secret) else secret
+    with daemon_lock(database), closing(listen(config.api.host, config.api.port)) as listener:
         async with open_store(database, clock=clock) as store:
             limiter = trio.CapacityLimiter(config.concurrency.ars_connections)
             async with open_ars_client(
                 config.ars, config.retry, secret=secret, transport=transport, limiter=limiter
             ) as ars:
                 await _run(
-                    config, store=store, ars=ars, startup_check=startup_check, clock=clock, task_status=task_status
+                    config,
+                    store=store,
+                    ars=ars,
+                    startup_check=startup_check,
+                    clock=clock,
+                    task_status=task_status,
+                    listener=listener,
+                    ars_secret=ars_secret,
                 )
 
 
@@ -108,6 +132,8 @@ async def _run(
     startup_check: StartupCheck,
     clock: Callable[[], float],
     task_status: trio.TaskStatus[Daemon],
+    listener: socket.socket,
+    ars_secret: str,
 ) -> None:
     heartbeats = Heartbeats(clock=clock)
     timer_signal, poller_signal = Signal(), Signal()
@@ -129,6 +155,19 @@ async def _run(
         "intake": lambda: ndrive_health_probe(config, ndrive_limiter),
         "storage": lambda: storage_health_probe(config, storage_limiter),
     }
+    work_root = config.processing.work_dir(config.storage.root)
+    local_token, token_file, secret_file = prepare_local_credentials(config, ars_secret, work_root)
+    api_url = config.api.public_url.rstrip("/") or f"http://{config.api.host}:{listener.getsockname()[1]}"
+    job_exits_send, job_exits = trio.open_memory_channel[str](10_000)
+    executor = (
+        LocalExecutor(
+            work_root / "jobs",
+            parallel_jobs=config.executor.parallel_jobs,
+            on_exit=on_job_exit(lambda guid: _offer(job_exits_send, guid)),
+        )
+        if config.executor.kind == "local"
+        else None
+    )
     deps = AssetDeps(
         store=store,
         ars=ars,
@@ -138,6 +177,14 @@ async def _run(
         wake_poller=poller_signal.set,
         health=health,
         clock=clock,
+        executor=executor,
+        job_spec=JobCommand(
+            config=config,
+            server=api_url,
+            token_file=token_file,
+            secret_file=secret_file,
+            assets_root=work_root / "assets",
+        ),
     )
 
     async def drive(guid: str) -> None:
@@ -163,6 +210,22 @@ async def _run(
         poller_signal.set()
         await dispatcher.run()
 
+    callbacks = JobCallbacks(store=store, config=config, ars=ars, wake=dispatcher.wake)
+    metrics = Metrics()
+    api = build_api(
+        ApiDeps(
+            callbacks=callbacks,
+            tokens=Tokens.from_files(config.api.token_files, extra={"local": local_token}),
+            health=lambda: health_document(store=store, lanes=lanes, heartbeats=heartbeats, config=config),
+            metrics=lambda: metrics_text(metrics, store=store, lanes=lanes, callbacks=callbacks),
+            max_body_bytes=config.api.max_body_bytes,
+        )
+    )
+
+    async def wake_after_job_exits() -> None:
+        async for guid in job_exits:
+            await dispatcher.wake(guid, "one of its jobs ended")
+
     stats = Daemon(
         store=store,
         ars=ars,
@@ -172,6 +235,9 @@ async def _run(
         watcher=WatcherStatistics(),
         poller=SyncPollerStatistics(),
         timer=WakeTimerStatistics(),
+        executor=executor,
+        callbacks=callbacks,
+        api_url=api_url,
     )
     actors: dict[str, Callable[[], Awaitable[None]]] = {
         "dispatcher": dispatch,
@@ -216,14 +282,23 @@ async def _run(
         heartbeats.beat(name)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_stop_when_the_store_ends, store)
+        if executor is not None:
+            await nursery.start(executor.run)
+        nursery.start_soon(wake_after_job_exits)
+        await nursery.start(serve_api, api, listener)
         for name, actor in actors.items():
             nursery.start_soon(
                 partial(supervise, heartbeats=heartbeats, healthy_after_s=config.daemon.restart_healthy_after_s),
                 name,
                 actor,
             )
-        log.info("daemon_started", ndrive=config.ndrive.root, workstations=config.ndrive.workstations)
+        log.info("daemon_started", ndrive=config.ndrive.root, workstations=config.ndrive.workstations, api=api_url)
         task_status.started(stats)
+
+
+def _offer(channel: trio.MemorySendChannel[str], guid: str) -> None:
+    with contextlib.suppress(trio.WouldBlock, trio.ClosedResourceError):  # full: the watchdog's look comes anyway
+        channel.send_nowait(guid)
 
 
 #: How often the daemon checks that its store still works.

@@ -9,8 +9,9 @@ import msgspec
 
 from integration.actors._lanes import Lanes
 from integration.adapters.ars import ArsClient
+from integration.adapters.executors import Executor, JobSpec
 from integration.config import Config
-from integration.store import Store
+from integration.store import JobRecord, Store
 
 __all__ = ["AssetDeps"]
 
@@ -26,3 +27,5 @@ class AssetDeps(msgspec.Struct, frozen=True, kw_only=True):
     wake_poller: Callable[[], None] = lambda: None  # a sync poll was stored: look at the polls again
     health: Mapping[str, Callable[[], Awaitable[None]]] = {}  # lane name -> its health probe (confirms a pause)
     clock: Callable[[], float] = time.time
+    executor: Executor | None = None  # where processing jobs run (None: processing waits)
+    job_spec: Callable[[JobRecord], JobSpec] | None = None  # the command of one attempt of one job

@@ -185,7 +185,9 @@ async def _confirm_if_synchronised(record: AssetRecord, deps: AssetDeps, ars_sta
         expected=AssetState.SYNCING,
         reason=f"ARS status {ars_status}; every file SYNCHRONIZED with our CRC-32",
         actor=POLLER,
+        wake=Wake(kind="dispatch", due=deps.clock(), reason="synced: processing comes next"),
     )
+    deps.wake_timer()
     log.info("asset_synced")
     return True
 

@@ -231,3 +231,40 @@ def cleanup(
     result = _run(work)
     _emit(result, as_json, lambda: [f"{result.path}: removed {result.files} file(s), {result.bytes} B"
                                     if result.existed else f"{result.path}: already gone"])  # fmt: skip
+
+
+def _read_secret(path: Path, what: str) -> str:
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except OSError as exc:
+        raise fail(f"cannot read the {what} file {path}: {exc.strerror or exc}") from exc
+    if not text:
+        raise fail(f"the {what} file {path} is empty")
+    return text
+
+
+@hpc_app.command("run")
+def run(
+    module: Annotated[str, typer.Argument(help="The pipeline module: asset_loader, barcode, ocr, ... .")],
+    job_key: Annotated[str, typer.Option("--job-key", help="The job's idempotency key (<guid>-<job>-<attempt>).")],
+    server: Annotated[str, typer.Option("--server", help="The daemon's API, e.g. http://10.0.0.5:8470.")],
+    token_file: Annotated[Path, typer.Option("--token-file", help="A file with this cluster's callback token.")],
+    work_root: Annotated[Path, typer.Option("--work-root", help="Where the assets' working folders are made.")],
+    ars_secret_file: Annotated[
+        Path, typer.Option("--ars-secret-file", help="A file with this cluster's own ARS client secret.")
+    ],
+) -> None:
+    """Run one job attempt: fetch its ticket, run the module, report started/finished/failed to the daemon."""
+    from integration.hpc_client.runner import RunnerSettings, run_job
+
+    settings = RunnerSettings(
+        module=module,
+        key=job_key,
+        server=server,
+        token=_read_secret(token_file, "callback token"),
+        work_root=work_root,
+        ars_secret=_read_secret(ars_secret_file, "ARS secret"),
+    )
+    code = run_job(settings)
+    if code:
+        raise typer.Exit(code)

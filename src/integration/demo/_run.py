@@ -2,7 +2,9 @@
 
 Generates specimens in session folders for two workstations, writes a configuration, starts the ARS emulator
 and the daemon in this process (emulator over real HTTP on 127.0.0.1), shows the assets moving through their
-states, and exits 0 once every asset is ``synced`` (1 if any needs a human or the time limit is reached).
+states, and exits 0 once every asset is ``finalized`` — synced to ERDA, processed by the pipeline's jobs on the local
+executor (barcodes, OCR, derivatives as child assets), its copies deleted — and 1 if any needs a human or the
+time limit is reached. It ends with what each asset's jobs found and where everything went.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from rich.table import Table
 
 from integration.actors import Daemon, run_daemon
 from integration.config import Config, load_config
+from integration.demo._outcomes import collect_outcomes, print_outcomes
 from integration.demo._specimens import SpecimenSpec, generate_session
 from integration.emulators.ars import EmulatorSettings, InstitutionSettings, serve_ars_emulator
 from integration.log_setup import configure_logging
@@ -32,10 +35,8 @@ __all__ = ["DEMO_WORKSTATIONS", "demo_config", "demo_emulator_settings", "run_de
 DEMO_WORKSTATIONS = ("test-workstation", "test-workstation-2")
 _DEMO_SECRET = "demo-secret"  # the emulator's and the daemon's shared secret; lives in a file, not the TOML
 _TIME_LIMIT_S = 900.0
-#: At rest for this release: what an asset actor or the sync poller no longer moves on.
-_DONE_STATES = frozenset(
-    s.value for s, driver in DRIVERS.items() if driver in (Driver.HPC, Driver.OPERATOR, Driver.NOBODY)
-)
+#: At rest: what nothing moves on without a human.
+_DONE_STATES = frozenset(s.value for s, driver in DRIVERS.items() if driver in (Driver.OPERATOR, Driver.NOBODY))
 
 
 def demo_config(workdir: Path, *, ars_port: int) -> dict[str, object]:
@@ -59,6 +60,8 @@ def demo_config(workdir: Path, *, ars_port: int) -> dict[str, object]:
         },
         "lanes": {"probe_initial_s": 1.0},
         "concurrency": {"assets": 16, "ars_connections": 8},
+        "api": {"port": 0},
+        "processing": {"derivative_poll_s": 0.5},
         "retry": {"attempts": 5, "initial_s": 0.2, "max_s": 5.0, "jitter_s": 0.2},
         "daemon": {"log_format": "json"},
         "pipelines": {
@@ -69,20 +72,19 @@ def demo_config(workdir: Path, *, ars_port: int) -> dict[str, object]:
     }
 
 
-def _generate(ndrive: Path, assets: int, console: Console) -> list[str]:
+def _generate(ndrive: Path, assets: int, console: Console) -> dict[str, str]:
     """Write this run's specimens; returns their GUIDs (the demo counts only these, even in a reused workdir)."""
     started = time.perf_counter()
     now = datetime.now(UTC).replace(microsecond=0)
-    made: list[str] = []
+    made: dict[str, str] = {}
     per_workstation = [assets // 2 + assets % 2, assets // 2]
     for index, (workstation, count) in enumerate(zip(DEMO_WORKSTATIONS, per_workstation, strict=True)):
         if count == 0:
             continue
         spec = SpecimenSpec(workstation=workstation, workstation_index=index)
         session = f"{now:%Y%m%d-%H%M%S}-session-{index + 1}"
-        made += [
-            a.guid for a in generate_session(ndrive, workstation, session, count, spec=spec, seed=index + 1, start=now)
-        ]
+        for asset in generate_session(ndrive, workstation, session, count, spec=spec, seed=index + 1, start=now):
+            made[asset.guid] = asset.barcode
     console.print(f"generated {len(made)} specimens (TIFF + DNG + JSON) in {time.perf_counter() - started:.1f} s")
     return made
 
@@ -116,7 +118,7 @@ def demo_emulator_settings(data_dir: Path, *, secret: str, sync_tick_s: float = 
     )
 
 
-async def _demo(root: Path, guids: list[str], console: Console, log_path: Path) -> int:
+async def _demo(root: Path, guids: dict[str, str], console: Console, log_path: Path) -> int:
     settings = demo_emulator_settings(root / "ars", secret=_DEMO_SECRET)
     async with trio.open_nursery() as nursery:
         port: int = await nursery.start(lambda task_status: serve_ars_emulator(settings, task_status=task_status))
@@ -130,19 +132,21 @@ async def _demo(root: Path, guids: list[str], console: Console, log_path: Path) 
         )
         counts = await _watch_progress(daemon, guids, console)
         elapsed = time.perf_counter() - started
+        outcomes = await collect_outcomes(daemon.store, guids)
         nursery.cancel_scope.cancel()
     console.print(render_status(collect_status(config)), highlight=False)
+    print_outcomes(outcomes, console)
     return _summary(root, config, len(guids), counts, elapsed, console)
 
 
-async def _watch_progress(daemon: Daemon, guids: list[str], console: Console) -> dict[str, int]:
+async def _watch_progress(daemon: Daemon, guids: dict[str, str], console: Console) -> dict[str, int]:
     """Show this run's assets moving (only these: a reused workdir holds older ones) until all are at rest."""
     deadline = trio.current_time() + _TIME_LIMIT_S
     expected = len(guids)
     counts: dict[str, int] = {}
     with Live(console=console, refresh_per_second=4, transient=True) as live:
         while trio.current_time() < deadline:
-            counts = await daemon.store.assets.counts_by_state(guids)
+            counts = await daemon.store.assets.counts_by_state(list(guids))
             live.update(_progress_table(counts, expected, daemon))
             done = sum(n for state, n in counts.items() if state in _DONE_STATES)
             if done >= expected and sum(counts.values()) >= expected:
@@ -153,7 +157,7 @@ async def _watch_progress(daemon: Daemon, guids: list[str], console: Console) ->
 
 
 def _progress_table(counts: dict[str, int], expected: int, daemon: Daemon) -> Table:
-    table = Table(title=f"{counts.get('synced', 0)}/{expected} synced", min_width=40)
+    table = Table(title=f"{counts.get('finalized', 0)}/{expected} finalized", min_width=40)
     table.add_column("state")
     table.add_column("assets", justify="right")
     waiting = expected - sum(counts.values())
@@ -170,18 +174,20 @@ def _progress_table(counts: dict[str, int], expected: int, daemon: Daemon) -> Ta
 def _summary(
     root: Path, config: Config, expected: int, counts: dict[str, int], elapsed: float, console: Console
 ) -> int:
-    synced = counts.get(AssetState.SYNCED.value, 0)
+    finalized = counts.get(AssetState.FINALIZED.value, 0)
     console.print(
-        f"\n{synced}/{expected} assets synced {elapsed:.1f} s after the daemon started "
-        f"({synced / elapsed if elapsed else 0:.1f} assets/s, the 2 s settle window included)"
+        f"\n{finalized}/{expected} assets finalized {elapsed:.1f} s after the daemon started "
+        f"({finalized / elapsed * 60 if elapsed else 0:.1f} assets/min, the 2 s settle window included)"
     )
     console.print(f"  N-Drive:        {config.ndrive.root}")
     console.print(f"  local storage:  {config.storage.root}")
     console.print(f"  track database: {config.storage.database}")
     console.print(f"  ARS (emulated): {root / 'ars'} (ERDA copies under erda/)")
+    console.print(f"  reports:        {config.processing.report_dir(config.storage.root, '<workstation>')}")
+    console.print(f"  job folders:    {config.processing.work_dir(config.storage.root) / 'jobs'}")
     console.print(f"  inspect:        integration status -c {root / 'config.toml'}")
-    if synced == expected:
-        console.print("[green]demo finished: every asset is synced[/green]")
+    if finalized == expected:
+        console.print("[green]demo finished: every asset is finalized[/green]")
         return 0
     console.print(f"[red]demo did not finish: {msgspec.json.encode(counts).decode()}[/red]")
     return 1

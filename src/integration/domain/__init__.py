@@ -5,16 +5,46 @@ Pure: no I/O. Everything here is a msgspec Struct so it crosses boundaries (stor
 
 from integration.domain._files import FileKind, FileRecord, allocation_mb, size_mb
 from integration.domain._guid import DasscoGuid
+from integration.domain._job_wire import (
+    ArsAccess,
+    BarcodeView,
+    CallbackAnswer,
+    DerivativesView,
+    DerivativeView,
+    FailedBody,
+    FailureKind,
+    FinishedBody,
+    JobTicket,
+    OcrView,
+    StartedBody,
+    TicketDerivative,
+    TicketFile,
+    split_job_key,
+)
 from integration.domain._metadata import REQUIRED_FIELDS, Metadata, MetadataDocument, decode_metadata
 
 __all__ = [
     "REQUIRED_FIELDS",
+    "ArsAccess",
+    "BarcodeView",
+    "CallbackAnswer",
     "DasscoGuid",
+    "DerivativeView",
+    "DerivativesView",
+    "FailedBody",
+    "FailureKind",
     "FileKind",
     "FileRecord",
+    "FinishedBody",
+    "JobTicket",
     "Metadata",
     "MetadataDocument",
+    "OcrView",
+    "StartedBody",
+    "TicketDerivative",
+    "TicketFile",
     "allocation_mb",
     "decode_metadata",
     "size_mb",
+    "split_job_key",
 ]

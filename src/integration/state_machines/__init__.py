@@ -2,7 +2,7 @@
 
 :mod:`._machine` is the core shared by every entity kind (a table, checked once, and its ``apply``);
 :mod:`._asset` is the parent-asset lifecycle and who drives each of its states; :mod:`._job` the lifecycle of one
-processing job of one asset. This package imports nothing
+processing job of one asset; :mod:`._derivative` that of a derivative child asset. This package imports nothing
 that does I/O (no trio, httpx, sqlite3, store); tests/test_layers.py enforces it.
 """
 
@@ -23,7 +23,20 @@ from integration.state_machines._asset import (
     is_forward,
     states_driven_by,
 )
-from integration.state_machines._diagram import DIAGRAM_BEGIN, DIAGRAM_END, JOB_DIAGRAM_BEGIN, mermaid_diagram
+from integration.state_machines._derivative import (
+    DERIVATIVE_MACHINE,
+    DERIVATIVE_TABLE,
+    DerivativeState,
+    DerivativeTrigger,
+    apply_derivative,
+)
+from integration.state_machines._diagram import (
+    DERIVATIVE_DIAGRAM_BEGIN,
+    DIAGRAM_BEGIN,
+    DIAGRAM_END,
+    JOB_DIAGRAM_BEGIN,
+    mermaid_diagram,
+)
 from integration.state_machines._job import (
     JOB_ACTIVE_STATES,
     JOB_MACHINE,
@@ -39,6 +52,9 @@ __all__ = [
     "ACTIVE_STATES",
     "ASSET_MACHINE",
     "BACKWARD_TRIGGERS",
+    "DERIVATIVE_DIAGRAM_BEGIN",
+    "DERIVATIVE_MACHINE",
+    "DERIVATIVE_TABLE",
     "DIAGRAM_BEGIN",
     "DIAGRAM_END",
     "DRIVERS",
@@ -54,6 +70,8 @@ __all__ = [
     "TERMINAL_STATES",
     "AssetState",
     "AssetTrigger",
+    "DerivativeState",
+    "DerivativeTrigger",
     "Driver",
     "JobState",
     "JobTrigger",
@@ -62,6 +80,7 @@ __all__ = [
     "Row",
     "Transition",
     "apply",
+    "apply_derivative",
     "apply_job",
     "is_forward",
     "mermaid_diagram",

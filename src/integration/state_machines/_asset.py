@@ -83,7 +83,6 @@ class Driver(enum.StrEnum):
     WATCHER = "ndrive-watcher"  # the N-Drive watcher, while importing
     ASSET_ACTOR = "asset-actor"  # an asset actor, started by the dispatcher
     SYNC_POLLER = "sync-poller"  # the sync poller, when the asset's poll is due
-    HPC = "hpc"  # processing (the next issues); nothing moves it yet
     OPERATOR = "operator"  # a human: `integration retry`, or a corrected re-delivery
     NOBODY = "nobody"  # terminal
 
@@ -96,11 +95,11 @@ DRIVERS: dict[AssetState, Driver] = {
     AssetState.UPLOADED: Driver.ASSET_ACTOR,
     AssetState.PAUSED: Driver.ASSET_ACTOR,
     AssetState.SYNCING: Driver.SYNC_POLLER,
-    AssetState.SYNCED: Driver.HPC,
-    AssetState.SHARE_OPEN: Driver.HPC,
-    AssetState.ON_HPC: Driver.HPC,
-    AssetState.PROCESSING: Driver.HPC,
-    AssetState.PROCESSED: Driver.HPC,
+    AssetState.SYNCED: Driver.ASSET_ACTOR,
+    AssetState.SHARE_OPEN: Driver.ASSET_ACTOR,
+    AssetState.ON_HPC: Driver.ASSET_ACTOR,
+    AssetState.PROCESSING: Driver.ASSET_ACTOR,
+    AssetState.PROCESSED: Driver.ASSET_ACTOR,
     AssetState.FINALIZED: Driver.NOBODY,
     AssetState.QUARANTINED: Driver.OPERATOR,
     AssetState.FAILED: Driver.OPERATOR,

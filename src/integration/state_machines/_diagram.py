@@ -8,10 +8,13 @@ from typing import Any
 from integration.state_machines._asset import ASSET_MACHINE
 from integration.state_machines._machine import PREVIOUS, MachineSpec
 
-__all__ = ["DIAGRAM_BEGIN", "DIAGRAM_END", "JOB_DIAGRAM_BEGIN", "mermaid_diagram"]
+__all__ = ["DERIVATIVE_DIAGRAM_BEGIN", "DIAGRAM_BEGIN", "DIAGRAM_END", "JOB_DIAGRAM_BEGIN", "mermaid_diagram"]
 
 DIAGRAM_BEGIN = "<!-- BEGIN GENERATED DIAGRAM: integration.state_machines.mermaid_diagram -->"
 JOB_DIAGRAM_BEGIN = "<!-- BEGIN GENERATED DIAGRAM: integration.state_machines.mermaid_diagram(JOB_MACHINE) -->"
+DERIVATIVE_DIAGRAM_BEGIN = (
+    "<!-- BEGIN GENERATED DIAGRAM: integration.state_machines.mermaid_diagram(DERIVATIVE_MACHINE) -->"
+)
 DIAGRAM_END = "<!-- END GENERATED DIAGRAM -->"
 
 

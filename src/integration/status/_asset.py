@@ -58,8 +58,6 @@ def _next_step(record: AssetRecord, now: float) -> str:
         return f"needs a human: fix the cause, then `integration retry {record.guid} --reason TEXT`"
     if driver is Driver.ASSET_ACTOR:
         return "an asset actor is moving it (or takes it up at the next start)"
-    if driver is Driver.HPC:
-        return "done for this release: waits for processing (the HPC part)"
     if record.state is AssetState.FINALIZED:
         return "finished: nothing left to do"
     return f"moved on by the {driver.value}"

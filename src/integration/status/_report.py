@@ -152,7 +152,10 @@ def collect_status(config: Config, *, now: float | None = None) -> StatusReport:
         last_heartbeat=max(beats) if beats else None,
         command_pid=command_pid,
     )
-    unfinished = sum(n for state, n in counts.items() if DRIVERS[AssetState(state)] in _DAEMON_DRIVEN)
+    at_rest = {AssetState.SYNCED.value} if config.executor.kind == "none" else set()  # no processing: done
+    unfinished = sum(
+        n for state, n in counts.items() if DRIVERS[AssetState(state)] in _DAEMON_DRIVEN and state not in at_rest
+    )
     silent = _daemon_attention(daemon, config, now, unfinished=unfinished)
     ordered = {state.value: counts[state.value] for state in AssetState if counts.get(state.value)}
     return StatusReport(

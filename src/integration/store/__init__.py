@@ -8,7 +8,9 @@ read-only view for ``integration status``; :func:`daemon_lock` keeps it to one d
 
 from integration.store._actors import ActorRepository
 from integration.store._assets import KEEP, AssetRepository, Keep
+from integration.store._derivatives import DerivativeRecord, DerivativeRepository, NewDerivative
 from integration.store._intake import IntakeRepository
+from integration.store._jobs import JobRecord, JobRepository, job_key
 from integration.store._lanes import LaneRepository
 from integration.store._lock import CommandRunning, LockHolder, LockRole, daemon_lock, holder_of, lock_holder, lock_path
 from integration.store._reader import Reader, open_reader
@@ -42,16 +44,21 @@ __all__ = [
     "AssetRepository",
     "CommandRunning",
     "DatabaseThread",
+    "DerivativeRecord",
+    "DerivativeRepository",
     "DueWake",
     "EventKind",
     "EventRecord",
     "IntakeRepository",
+    "JobRecord",
+    "JobRepository",
     "Keep",
     "LaneRecord",
     "LaneRepository",
     "LockHolder",
     "LockRole",
     "NewAsset",
+    "NewDerivative",
     "Reader",
     "Rejection",
     "RejectionStatus",
@@ -67,6 +74,7 @@ __all__ = [
     "WakeupRepository",
     "daemon_lock",
     "holder_of",
+    "job_key",
     "lock_holder",
     "lock_path",
     "migrate",

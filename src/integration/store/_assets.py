@@ -485,6 +485,20 @@ class AssetRepository:
 
         return await self._db.call(query)
 
+    async def load(self, states: Iterable[AssetState]) -> tuple[int, int]:
+        """How many assets are in ``states``, and the sum of their allocations in MB (lane-wide limits)."""
+        wanted = [state.value for state in states]
+
+        def query(connection: sqlite3.Connection) -> tuple[int, int]:
+            marks = ",".join("?" * len(wanted))
+            row = connection.execute(
+                f"SELECT COUNT(*), COALESCE(SUM(allocation_mb), 0) FROM assets WHERE state IN ({marks})", wanted
+            ).fetchone()
+            return int(row[0]), int(row[1])
+
+        result: tuple[int, int] = await self._db.call(query)
+        return result
+
     async def counts_by_state(self, guids: Iterable[str] | None = None) -> dict[str, int]:
         """How many assets are in each state (only among ``guids`` when given)."""
         wanted = None if guids is None else list(guids)

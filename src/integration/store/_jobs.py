@@ -29,7 +29,7 @@ _NOT_BY_TRANSITION = frozenset({JobTrigger.PLAN, JobTrigger.RETRY})  # plan() an
 
 JOB_COLUMNS = (
     "guid, job, grp, module, attempt, state, executor_id, module_version, result, reason, state_since, created_at, "
-    "updated_at"
+    "updated_at, applied"
 )
 
 
@@ -52,6 +52,7 @@ class JobRecord(msgspec.Struct, frozen=True, kw_only=True):
     state_since: float
     created_at: float
     updated_at: float
+    applied: bool = False  # the daemon has acted on its result (barcodes to ARS, derivatives registered)
 
     @property
     def key(self) -> str:
@@ -62,7 +63,7 @@ def _from_row(row: Sequence[Any]) -> JobRecord:
     return JobRecord(
         guid=row[0], job=row[1], group=row[2], module=row[3], attempt=row[4], state=JobState(row[5]),
         executor_id=row[6], module_version=row[7], result=row[8], reason=row[9], state_since=row[10],
-        created_at=row[11], updated_at=row[12],
+        created_at=row[11], updated_at=row[12], applied=bool(row[13]),
     )  # fmt: skip
 
 
@@ -158,6 +159,34 @@ class JobRepository:
         moved: JobRecord = await self._db.call(write)
         return moved
 
+    async def mark_applied(self, guid: str, job: str, *, attempt: int, actor: str, what: str) -> JobRecord:
+        """Record that the daemon acted on the done job's result (``what``: one line for its log)."""
+        at = self._clock()
+
+        def write(connection: sqlite3.Connection) -> JobRecord:
+            current = _current(connection, guid, job, attempt)
+            if current.state is not JobState.DONE:
+                raise IllegalTransition(current.state.value, "apply (only a done job's result)", guid=guid)
+            connection.execute(
+                "UPDATE jobs SET applied = 1, updated_at = ? WHERE guid = ? AND job = ?", (at, guid, job)
+            )
+            insert_event(connection, entity_kind="job", entity_id=current.key, kind="note", from_state="done",
+                         to_state="done", trigger="applied", reason=what, actor=actor, at=at)  # fmt: skip
+            return _one(connection, guid, job)
+
+        moved: JobRecord = await self._db.call(write)
+        return moved
+
+    async def counts(self) -> dict[str, int]:
+        """How many jobs are in each state, over all assets (for /metrics and status)."""
+
+        def query(connection: sqlite3.Connection) -> dict[str, int]:
+            rows = connection.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
+            return {str(state): int(count) for state, count in rows}
+
+        result: dict[str, int] = await self._db.call(query)
+        return result
+
     async def retry(
         self, guid: str, job: str, *, attempt: int, max_attempts: int, actor: str, reason: str
     ) -> JobRecord:
@@ -214,10 +243,11 @@ def _move(
 ) -> None:
     connection.execute(
         "UPDATE jobs SET state = ?, attempt = ?, reason = ?, state_since = ?, updated_at = ?, "
-        "executor_id = COALESCE(?, executor_id), result = CASE WHEN ? THEN ? ELSE result END, "
-        "module_version = COALESCE(?, module_version) WHERE guid = ? AND job = ?",
-        (new.value, attempt, reason, at, at, executor_id, trigger is JobTrigger.RETRY or result is not None, result,
-         module_version, current.guid, current.job),
+        "applied = CASE WHEN ? THEN 0 ELSE applied END, executor_id = COALESCE(?, executor_id), "
+        "result = CASE WHEN ? THEN ? ELSE result END, module_version = COALESCE(?, module_version) "
+        "WHERE guid = ? AND job = ?",
+        (new.value, attempt, reason, at, at, trigger is JobTrigger.RETRY, executor_id,
+         trigger is JobTrigger.RETRY or result is not None, result, module_version, current.guid, current.job),
     )  # fmt: skip
     insert_event(connection, entity_kind="job", entity_id=current.key, kind="transition",
                  from_state=current.state.value, to_state=new.value, trigger=trigger.value, reason=reason,

@@ -209,6 +209,26 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX jobs_by_state ON jobs(state);
     """,
+    # 4: a done job's result applied by the daemon (barcodes to ARS, derivatives registered); derivative child
+    #    assets with their own lifecycle (state_machines/_derivative.py), events as entity kind 'derivative'.
+    """
+    ALTER TABLE jobs ADD COLUMN applied INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE derivatives (
+        guid          TEXT PRIMARY KEY,
+        parent        TEXT NOT NULL REFERENCES assets(guid),
+        name          TEXT NOT NULL,
+        size_bytes    INTEGER NOT NULL,
+        crc32         INTEGER NOT NULL,
+        metadata_json BLOB NOT NULL,
+        state         TEXT NOT NULL,
+        reason        TEXT NOT NULL DEFAULT '',
+        state_since   REAL NOT NULL,
+        created_at    REAL NOT NULL,
+        updated_at    REAL NOT NULL
+    );
+    CREATE INDEX derivatives_by_parent ON derivatives(parent);
+    CREATE INDEX derivatives_by_state ON derivatives(state);
+    """,
 )
 
 

@@ -20,6 +20,7 @@ import msgspec
 
 from integration.store._actors import ActorRepository
 from integration.store._assets import AssetRepository
+from integration.store._derivatives import DerivativeRepository
 from integration.store._intake import IntakeRepository
 from integration.store._jobs import JobRepository
 from integration.store._lanes import LaneRepository
@@ -50,6 +51,7 @@ class Store:
         self.requests = RequestRepository(db, clock)
         self.actors = ActorRepository(db, clock)
         self.jobs = JobRepository(db, clock)
+        self.derivatives = DerivativeRepository(db, clock)
 
     async def run(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run an arbitrary function on the database thread (for tests and one-off admin queries)."""

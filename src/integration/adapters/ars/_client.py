@@ -205,6 +205,22 @@ class ArsClient:
         outgoing = Outgoing(method="PUT", url=url, operation="update_asset", guid=guid, json=body, target=target)
         await self._session.perform(outgoing)
 
+    async def get_asset_document(self, guid: str) -> dict[str, Any] | None:
+        """The asset record exactly as ARS returns it (for a fetch-merge-put), or ``None`` (204: unknown GUID)."""
+        url = f"{self._ars}/assetmetadata/{segment(guid)}"
+        outgoing = Outgoing(method="GET", url=url, operation="get_asset", guid=guid)
+        return await self._session.fetch_optional(outgoing, dict[str, Any])
+
+    async def put_specimen(self, *, institution: str, collection: str, barcode: str, preparation_type: str) -> None:
+        """Create (or update) the specimen ``barcode`` of the collection (E3: it must exist before an asset names
+        it in ``asset_specimen``). Safe to repeat."""
+        path = "/".join(segment(part) for part in (institution, "collections", collection, "specimen", barcode))
+        body = {"institution": institution, "collection": collection, "barcode": barcode,
+                "preparation_types": [preparation_type]}  # fmt: skip
+        outgoing = Outgoing(method="PUT", url=f"{self._ars}/institutions/{path}", operation="put_specimen", json=body,
+                            target=f"{institution}/{collection}")  # fmt: skip
+        await self._session.perform(outgoing)
+
     async def list_in_progress(self) -> list[AssetStatus]:
         """Every asset ARS has not finished (created, queued, failed sync) or that has an open share."""
         outgoing = Outgoing(
@@ -217,6 +233,11 @@ class ArsClient:
 
     # --- files and shares ------------------------------------------------------------------------------------
 
+    def file_url(self, *, institution: str, collection: str, guid: str, name: str) -> str:
+        """The URL of ``name`` in the asset's share (download with GET, upload with PUT; needs an ARS token)."""
+        segments = "/".join(segment(part) for part in (institution, collection, guid, name))
+        return f"{self._fp}/assetfiles/{segments}"
+
     async def upload_file(
         self, *, institution: str, collection: str, guid: str, name: str, path: Path, crc32: int, size: int
     ) -> None:
@@ -226,10 +247,9 @@ class ArsClient:
         uploads again after a back-off. "There is no writeable directory" (no open share) raises
         ``ArsRejected``: the caller reconciles with ``get_status``. ``DataError``: the local copy changed.
         """
-        segments = "/".join(segment(part) for part in (institution, collection, guid, name))
         outgoing = Outgoing(
             method="PUT",
-            url=f"{self._fp}/assetfiles/{segments}",
+            url=self.file_url(institution=institution, collection=collection, guid=guid, name=name),
             operation="upload_file",
             guid=guid,
             params={"crc": crc32, "file_size_mb": size_mb(size)},

@@ -30,16 +30,20 @@ import os
 import shutil
 import signal
 import subprocess
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+import structlog
 import trio
 
 from integration.adapters._atomic import write_atomically
 from integration.errors import ConfigError, NodeResourceError
 
 from ._interface import JobSeen, JobSpec, Seen
+
+log = structlog.get_logger()
 
 __all__ = ["LocalExecutor", "check_key"]
 
@@ -83,8 +87,16 @@ class _Job:
 class LocalExecutor:
     """Run :class:`JobSpec` commands here. Start :meth:`run` in a nursery first; it owns the jobs' tasks."""
 
-    def __init__(self, root: Path, *, parallel_jobs: int, kill_grace_s: float = 5.0) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        parallel_jobs: int,
+        kill_grace_s: float = 5.0,
+        on_exit: Callable[[str], None] | None = None,
+    ) -> None:
         self._root = root
+        self._on_exit = on_exit  # told each key whose job ended (the daemon wakes the asset: no polling delay)
         self._slots = trio.Semaphore(parallel_jobs)
         self._kill_grace_s = kill_grace_s
         self._jobs: dict[str, _Job] = {}
@@ -206,6 +218,11 @@ class LocalExecutor:
                 job.note = "cancelled before it started" if job.stop.is_set() else "not started: the executor stopped"
                 shutil.rmtree(job.folder, ignore_errors=True)
             job.ended.set()
+            if started and self._on_exit is not None:
+                try:
+                    self._on_exit(job.spec.key)
+                except Exception:  # a listener's bug must not break the executor; the watchdog still looks
+                    log.exception("executor_on_exit_failed", job_key=job.spec.key)
 
     async def _start_and_wait(self, job: _Job) -> None:
         spec = job.spec

@@ -16,7 +16,9 @@ import msgspec
 
 from integration.errors import ConfigError, NodeResourceError
 
-__all__ = ["Cleaned", "remove_job_files"]
+__all__ = ["MODULE_VERSION", "Cleaned", "remove_job_files"]
+
+MODULE_VERSION = "1.0.0"
 
 
 class Cleaned(msgspec.Struct, frozen=True, kw_only=True):
