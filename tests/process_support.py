@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ["SECRET", "start_daemon", "start_emulator", "synced_count", "wait_for_start"]
+__all__ = ["SECRET", "start_daemon", "start_emulator", "state_count", "synced_count", "wait_for_start"]
 
 SECRET = "crash-secret"
 
@@ -64,10 +64,15 @@ def wait_for_start(log: Path, starts: int) -> None:
 
 def synced_count(database: Path) -> int:
     """How many assets are synced (0 while the database does not exist yet)."""
+    return state_count(database, "synced")
+
+
+def state_count(database: Path, state: str) -> int:
+    """How many assets are in ``state`` (0 while the database does not exist yet)."""
     if not database.exists():
         return 0
     with sqlite3.connect(database, timeout=5) as connection:
         try:
-            return int(connection.execute("SELECT COUNT(*) FROM assets WHERE state = 'synced'").fetchone()[0])
+            return int(connection.execute("SELECT COUNT(*) FROM assets WHERE state = ?", (state,)).fetchone()[0])
         except sqlite3.OperationalError:  # schema not created yet
             return 0

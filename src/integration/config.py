@@ -377,6 +377,9 @@ class ExecutorConfig(_Section, kw_only=True, frozen=True, forbid_unknown_fields=
     max_memory_mb: PositiveInt = 8192
     max_time_limit_s: PositiveSeconds = 7200.0
     parallel_jobs: PositiveInt = 2
+    #: the job runner's command, before its arguments; empty: this Python's ``-m integration hpc run``. A site may
+    #: wrap it (a container: ["apptainer", "exec", "/opt/img.sif", "integration", "hpc", "run"]).
+    runner: list[Name] = msgspec.field(default_factory=list)
 
 
 class ApiConfig(_Section, kw_only=True, frozen=True, forbid_unknown_fields=True):

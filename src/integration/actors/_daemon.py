@@ -41,6 +41,7 @@ from integration.actors._deps import AssetDeps
 from integration.actors._dispatcher import Dispatcher
 from integration.actors._heartbeats import Heartbeats, run_heartbeat_writer
 from integration.actors._lanes import HealthProbe, Lanes, run_lane_prober
+from integration.actors._processing import PROCESSING_STATES
 from integration.actors._processing_services import (
     JobCommand,
     Metrics,
@@ -202,7 +203,10 @@ async def _run(
         # Every (re)start of the dispatcher gives the unfinished assets a wake-up again: an actor that was
         # running when the dispatcher crashed must not be forgotten until the next daemon restart.
         dispatched, polled, released = await store.wakeups.resume_all(
-            drivable=DRIVABLE, polled=states_driven_by(Driver.SYNC_POLLER), paused_lanes=lanes.paused_names()
+            drivable=DRIVABLE,
+            polled=states_driven_by(Driver.SYNC_POLLER),
+            paused_lanes=lanes.paused_names(),
+            look_again=PROCESSING_STATES,
         )
         if dispatched or polled or released:
             log.info("resuming_unfinished_assets", dispatch=dispatched, polls=polled, released=released)

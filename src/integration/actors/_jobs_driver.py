@@ -35,6 +35,8 @@ log = structlog.get_logger()
 ACTOR = "job-driver"
 #: A job that exited this long ago without its callback having arrived is settled from the executor's view.
 CALLBACK_GRACE_S = 2.0
+#: Marks a loss that is not the job's doing (the daemon stopped): its retry does not count against the limit.
+INTERRUPTED = "[interrupted]"
 #: How often jobs in flight are reconciled with the executor even without news (a lost wake-up, a remote node).
 RECONCILE_S = 30.0
 
@@ -100,14 +102,16 @@ async def _reconcile(jobs: list[JobRecord], deps: AssetDeps, now: float) -> tupl
         config = deps.config.jobs.get(job.job)
         timeout = config.timeout_s if config else 3600.0
         if view is None or view.seen == "unknown":
-            await _move(job, deps, JobTrigger.LOSE, "the executor does not know it (the daemon stopped before it "
-                        "started, or the executor lost it)")  # fmt: skip
+            await _move(job, deps, JobTrigger.LOSE, f"{INTERRUPTED} the executor does not know it (the daemon stopped "
+                        "before it started, or the executor lost it)")  # fmt: skip
         elif view.seen == "exited":
             if now - job.state_since < CALLBACK_GRACE_S and job.state is JobState.SUBMITTED:
                 next_look = min(next_look, job.state_since + CALLBACK_GRACE_S)
                 continue
             tail = await _stderr(deps, job)
-            if view.exit_code == 0:
+            if view.interrupted:
+                await _move(job, deps, JobTrigger.LOSE, f"{INTERRUPTED} {view.note}")
+            elif view.exit_code == 0:
                 await _move(job, deps, JobTrigger.LOSE, f"it exited without reporting a result{_note(view.note)}{tail}")
             else:
                 code = f"exit code {view.exit_code}" if view.exit_code is not None else "no exit code"
@@ -134,6 +138,13 @@ async def _retry(jobs: list[JobRecord], deps: AssetDeps, now: float) -> tuple[li
             raise JobsGaveUp(f"job {job.job} (attempt {job.attempt}) cannot succeed on this asset: {job.reason}")
         config = deps.config.jobs.get(job.job)
         retries = config.retries if config else 0
+        # attempts the daemon's own stop interrupted do not count against the job's limit
+        interrupted = sum(
+            1
+            for event in await deps.store.jobs.events(job.guid, job.job)
+            if event.trigger == JobTrigger.LOSE.value and event.reason.startswith(INTERRUPTED)
+        )
+        retries += interrupted
         due = job.state_since + min(deps.config.retry.max_s, deps.config.retry.initial_s * 2 ** (job.attempt - 1))
         if job.attempt <= retries and due > now:
             next_look = min(next_look, due)
@@ -177,10 +188,11 @@ async def submit_next(jobs: list[JobRecord], deps: AssetDeps) -> list[JobRecord]
 
 
 async def cancel_waiting(jobs: list[JobRecord], deps: AssetDeps, reason: str) -> int:
-    """Cancel the asset's waiting jobs (a device target needs no further processing); returns how many."""
+    """Cancel the asset's waiting jobs (a device target needs no further processing) but its clean-up, which
+    still removes the asset's files from the node; returns how many."""
     count = 0
     for job in jobs:
-        if job.state is JobState.WAITING:
+        if job.state is JobState.WAITING and job.module != "cleanup":
             await _move(job, deps, JobTrigger.CANCEL, reason)
             count += 1
     return count

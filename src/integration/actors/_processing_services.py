@@ -55,7 +55,8 @@ class JobCommand(msgspec.Struct, frozen=True, kw_only=True):
 
     def __call__(self, job: JobRecord) -> JobSpec:
         settings = self.config.jobs[job.job]
-        argv = [sys.executable, "-m", "integration", "hpc", "run", job.module, "--job-key", job.key,
+        runner = self.config.executor.runner or [sys.executable, "-m", "integration", "hpc", "run"]
+        argv = [*runner, job.module, "--job-key", job.key,
                 "--server", self.server, "--token-file", str(self.token_file), "--work-root", str(self.assets_root),
                 "--ars-secret-file", str(self.secret_file)]  # fmt: skip
         return JobSpec(

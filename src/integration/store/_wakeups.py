@@ -118,19 +118,26 @@ class WakeupRepository:
         )
 
     async def resume_all(
-        self, *, drivable: Iterable[AssetState], polled: Iterable[AssetState], paused_lanes: Iterable[str]
+        self,
+        *,
+        drivable: Iterable[AssetState],
+        polled: Iterable[AssetState],
+        paused_lanes: Iterable[str],
+        look_again: Iterable[AssetState] = (),
     ) -> tuple[int, int, int]:
         """After a (re)start: every asset that can move gets a wake-up, however many there are.
 
         Assets in a ``drivable`` state without a wake-up become due for dispatch now; those in a ``polled``
         state without one are polled now; waits on any lane or hold that is not in ``paused_lanes`` are released
-        (a wait must never outlive its lane). Returns
+        (a wait must never outlive its lane); assets in a ``look_again`` state (processing: their jobs died with
+        the last daemon, or the executor changed) are due now whatever their wake-up said. Returns
         (dispatch, polls, released).
         """
         now = self._clock()
         drive = [s.value for s in drivable]
         poll = [s.value for s in polled]
         paused = list(paused_lanes)
+        again = [s.value for s in look_again]
 
         def update(connection: sqlite3.Connection) -> tuple[int, int, int]:
             counts = []
@@ -150,6 +157,13 @@ class WakeupRepository:
                 f"WHERE lane IS NOT NULL AND lane NOT IN ({marks})",
                 (now, *paused),
             ).rowcount
+            if again:
+                marks = ",".join("?" * len(again))
+                released += connection.execute(
+                    "UPDATE wakeups SET due = ? WHERE kind = 'dispatch' AND due > ? AND entity_kind = 'asset' AND "
+                    f"entity_id IN (SELECT guid FROM assets WHERE state IN ({marks}))",
+                    (now, now, *again),
+                ).rowcount
             return counts[0], counts[1], released
 
         return await self._db.call(update)

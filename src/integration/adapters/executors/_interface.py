@@ -37,6 +37,7 @@ class JobSeen(msgspec.Struct, frozen=True, kw_only=True):
     executor_id: str = ""  # the executor's own name for it (a PID, a Slurm job id)
     exit_code: int | None = None  # for ``exited``: negative = killed by that signal
     note: str = ""  # e.g. "stopped at its time limit (600 s)"
+    interrupted: bool = False  # stopped because the executor (the daemon) stopped: not the job's doing
 
 
 class Executor(Protocol):

@@ -75,13 +75,14 @@ class _Job:
     pid: int | None = None
     exit_code: int | None = None
     note: str = ""
+    interrupted: bool = False  # stopped by the executor's own shutdown, not by anything the job did
     reaped: bool = False  # its leader was reaped: its PID may belong to someone else now (never signal it)
     stop: trio.Event = field(default_factory=trio.Event)  # cancel or shutdown asked the job's task to stop it
     ended: trio.Event = field(default_factory=trio.Event)  # the job is over and its ``exit`` written
 
     def view(self) -> JobSeen:
         return JobSeen(key=self.spec.key, seen=self.seen, executor_id=str(self.pid or ""), exit_code=self.exit_code,
-                       note=self.note)  # fmt: skip
+                       note=self.note, interrupted=self.interrupted)  # fmt: skip
 
 
 class LocalExecutor:
@@ -145,7 +146,9 @@ class LocalExecutor:
                 same = recorded["start"] is not None and _start_ticks(pid) == recorded["start"]
                 if same or not Path(f"/proc/{pid}").exists():
                     _signal_group(pid, signal.SIGKILL)
-            _write_exit(folder, None, "the daemon stopped while it ran; its processes were killed on restart")
+            _write_exit(
+                folder, None, "the daemon stopped while it ran; its processes were killed on restart", interrupted=True
+            )
             recovered.append(folder.name)
         return recovered
 
@@ -213,7 +216,7 @@ class LocalExecutor:
         finally:
             job.seen = "exited"
             if started:
-                _write_exit(job.folder, job.exit_code, job.note)
+                _write_exit(job.folder, job.exit_code, job.note, interrupted=job.interrupted)
             else:  # never ran: leave no record, so the key is not used up
                 job.note = "cancelled before it started" if job.stop.is_set() else "not started: the executor stopped"
                 shutil.rmtree(job.folder, ignore_errors=True)
@@ -249,6 +252,7 @@ class LocalExecutor:
                 except trio.Cancelled:  # the executor itself is being stopped: stop the job before going
                     with trio.CancelScope(shield=True):
                         job.note = job.note or "stopped: the daemon is shutting down"
+                        job.interrupted = not job.stop.is_set()
                         _signal_group(process.pid, signal.SIGTERM)
                         with trio.move_on_after(self._kill_grace_s):
                             await trio.lowlevel.wait_readable(pidfd)
@@ -291,7 +295,8 @@ class LocalExecutor:
         if exit_file.exists():
             with contextlib.suppress(OSError, ValueError, AttributeError):
                 recorded = json.loads(exit_file.read_text())
-                return JobSeen(key=key, seen="exited", exit_code=recorded.get("code"), note=recorded.get("note", ""))
+                return JobSeen(key=key, seen="exited", exit_code=recorded.get("code"), note=recorded.get("note", ""),
+                               interrupted=bool(recorded.get("interrupted", False)))  # fmt: skip
         return JobSeen(key=key, seen="unknown", note="no record of this job here" if not folder.exists() else "")
 
     def _take_lock(self) -> None:
@@ -317,9 +322,9 @@ def _folder_failure(folder: Path, exc: OSError) -> NodeResourceError | ConfigErr
     return ConfigError(f"cannot make the job folder {folder}: {exc}")
 
 
-def _write_exit(folder: Path, code: int | None, note: str) -> None:
+def _write_exit(folder: Path, code: int | None, note: str, *, interrupted: bool = False) -> None:
     with contextlib.suppress(OSError):
-        write_atomically(folder / "exit", json.dumps({"code": code, "note": note}).encode())
+        write_atomically(folder / "exit", json.dumps({"code": code, "note": note, "interrupted": interrupted}).encode())
 
 
 def _start_ticks(pid: int) -> int | None:

@@ -1,0 +1,248 @@
+"""Processing end to end: the daemon, the ARS emulator over HTTP, the local executor running real job
+runners (or tests/fault_runner.py, which misbehaves as told per module and attempt, else runs the real one)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import trio
+
+from daemon_support import ArsServer, make_config, start_daemon, wait_for_states, write_session
+from integration.adapters.ars import open_ars_client
+from integration.config import Config
+from integration.demo import SpecimenSpec, generate_session
+from integration.state_machines import DerivativeState, JobState
+
+FAULT_RUNNER = Path(__file__).resolve().parents[1] / "fault_runner.py"
+SHORT = [["asset_loader"], ["barcode"], ["cleanup"]]
+
+
+def _job(module: str, **settings: Any) -> dict[str, Any]:
+    return {"module": module, "time_limit_s": 60.0, "timeout_s": 90.0, "retries": 1, **settings}
+
+
+def processing_config(
+    tmp_path: Path,
+    ars: ArsServer,
+    faults: dict[str, list[str]] | None = None,
+    *,
+    pipeline: list[list[str]] = SHORT,
+    jobs: dict[str, dict[str, Any]] | None = None,
+    processing: dict[str, Any] | None = None,
+    **sections: dict[str, Any],
+) -> Config:
+    faults_file = tmp_path / "faults.json"
+    faults_file.write_text(json.dumps(faults or {}))
+    every = {
+        name: _job(name)
+        for name in ("asset_loader", "barcode", "ocr", "crop_derivatives", "derivative_upload", "cleanup")
+    }
+    for name, changes in (jobs or {}).items():
+        every[name] = {**every[name], **changes}
+    return make_config(
+        tmp_path,
+        ars.port,
+        executor={"kind": "local", "runner": [sys.executable, str(FAULT_RUNNER), str(faults_file)], "parallel_jobs": 2},
+        pipelines={"test-pipeline": {"jobs": pipeline}},
+        jobs=every,
+        api={"port": 0},
+        processing={"derivative_poll_s": 0.2, **(processing or {})},
+        **sections,
+    )
+
+
+async def _job_events(daemon: Any, guid: str, job: str) -> str:
+    return "\n".join(f"{e.trigger} {e.to_state}: {e.reason}" for e in await daemon.store.jobs.events(guid, job))
+
+
+def _files_left(tmp_path: Path) -> list[Path]:
+    return [p for p in (tmp_path / "ndrive").rglob("*") if p.is_file()]
+
+
+@pytest.mark.slow
+async def test_the_whole_pipeline_reaches_finalized(nursery: trio.Nursery, tmp_path: Path, ars: ArsServer) -> None:
+    """One drawn sheet through all six jobs: barcode found, OCR text and specimen in ARS, two derivative child
+    assets in ERDA under their parent, every copy deleted, a report left, every job's module version recorded."""
+    made = generate_session(
+        tmp_path / "ndrive", "test-workstation", "s1", 1, spec=SpecimenSpec(width=1200, height=1800), seed=3
+    )
+    config = processing_config(
+        tmp_path,
+        ars,
+        pipeline=[["asset_loader"], ["barcode", "ocr"], ["crop_derivatives"], ["derivative_upload"], ["cleanup"]],
+    )
+    daemon = await start_daemon(nursery, config)
+    await wait_for_states(daemon, {"finalized": 1}, timeout=180)
+    guid = made[0].guid
+    jobs = await daemon.store.jobs.of_asset(guid)
+    assert {j.job: j.state for j in jobs} == dict.fromkeys([j.job for j in jobs], JobState.DONE)
+    assert all(j.module_version for j in jobs)
+    async with open_ars_client(config.ars, config.retry, secret="test-secret") as client:
+        document = await client.get_asset_document(guid)
+        assert document is not None
+        assert [s["specimen"]["barcode"] for s in document["asset_specimen"]] == [made[0].barcode]
+        assert document["tags"]["ocr"].strip()
+        children = await daemon.store.derivatives.of_parent(guid)
+        assert len(children) == 2
+        assert {c.state for c in children} == {DerivativeState.FINALIZED}
+        for child in children:
+            ars_child = await client.get_asset(child.guid)
+            assert ars_child is not None
+            assert ars_child.parent_guids == (guid,)
+            assert ars.erda_bytes(child.guid, child.name)[:2] in (b"II", b"MM", b"\xff\xd8")
+    assert _files_left(tmp_path) == []
+    record = await daemon.store.assets.get(guid)
+    assert record is not None
+    assert not Path(record.local_dir).exists()
+    report = tmp_path / "storage" / "reports" / "test-workstation" / f"{guid}.txt"
+    assert "finalized" in report.read_text()
+    assert not (tmp_path / "storage" / "hpc-work" / "assets" / guid).exists()  # the clean-up job removed it
+
+
+async def test_a_crash_is_retried_and_the_next_attempt_finishes(
+    nursery: trio.Nursery, tmp_path: Path, ars: ArsServer
+) -> None:
+    [guid] = write_session(tmp_path, "test-workstation", "s1", 1, seed=1)
+    daemon = await start_daemon(nursery, processing_config(tmp_path, ars, {"barcode": ["crash", "ok"]}))
+    await wait_for_states(daemon, {"finalized": 1}, timeout=90)
+    barcode = next(j for j in await daemon.store.jobs.of_asset(guid) if j.job == "barcode")
+    assert (barcode.attempt, barcode.state) == (2, JobState.DONE)
+    log = await _job_events(daemon, guid, "barcode")
+    assert "exit code 3" in log
+    assert "crashed on purpose" in log  # the stderr tail is in the job's log
+
+
+async def test_a_job_that_keeps_crashing_fails_the_asset_and_deletes_nothing(
+    nursery: trio.Nursery, tmp_path: Path, ars: ArsServer
+) -> None:
+    [guid] = write_session(tmp_path, "test-workstation", "s1", 1, seed=1)
+    daemon = await start_daemon(nursery, processing_config(tmp_path, ars, {"barcode": ["crash", "crash"]}))
+    await wait_for_states(daemon, {"failed": 1}, timeout=90)
+    record = await daemon.store.assets.get(guid)
+    assert record is not None
+    assert "barcode failed in all 2 attempts" in record.reason
+    assert "crashed on purpose" in record.reason
+    assert "integration retry" in record.reason
+    assert len(_files_left(tmp_path)) == 2  # nothing deleted
+    assert Path(record.local_dir).exists()
+
+
+async def test_a_hang_past_its_time_limit_is_stopped_and_retried(
+    nursery: trio.Nursery, tmp_path: Path, ars: ArsServer
+) -> None:
+    [guid] = write_session(tmp_path, "test-workstation", "s1", 1, seed=1)
+    config = processing_config(
+        tmp_path, ars, {"barcode": ["hang", "ok"]}, jobs={"barcode": {"time_limit_s": 2.0, "timeout_s": 30.0}}
+    )
+    daemon = await start_daemon(nursery, config)
+    await wait_for_states(daemon, {"finalized": 1}, timeout=90)
+    log = await _job_events(daemon, guid, "barcode")
+    assert "start running" in log
+    assert "time limit" in log
+
+
+async def test_an_exit_without_a_report_is_lost_and_retried(
+    nursery: trio.Nursery, tmp_path: Path, ars: ArsServer
+) -> None:
+    [guid] = write_session(tmp_path, "test-workstation", "s1", 1, seed=1)
+    daemon = await start_daemon(nursery, processing_config(tmp_path, ars, {"barcode": ["silent", "ok"]}))
+    await wait_for_states(daemon, {"finalized": 1}, timeout=90)
+    log = await _job_events(daemon, guid, "barcode")
+    assert "lose lost: it exited without reporting a result" in log
+
+
+async def test_a_result_that_does_not_validate_fails_that_attempt(
+    nursery: trio.Nursery, tmp_path: Path, ars: ArsServer
+) -> None:
+    [guid] = write_session(tmp_path, "test-workstation", "s1", 1, seed=1)
+    daemon = await start_daemon(nursery, processing_config(tmp_path, ars, {"barcode": ["invalid", "ok"]}))
+    await wait_for_states(daemon, {"finalized": 1}, timeout=90)
+    log = await _job_events(daemon, guid, "barcode")
+    assert "does not validate" in log
+    assert "barcodes" in log  # names the field
+
+
+async def test_a_failure_blamed_on_the_asset_is_not_retried(
+    nursery: trio.Nursery, tmp_path: Path, ars: ArsServer
+) -> None:
+    [guid] = write_session(tmp_path, "test-workstation", "s1", 1, seed=1)
+    daemon = await start_daemon(nursery, processing_config(tmp_path, ars, {"barcode": ["asset", "ok"]}))
+    await wait_for_states(daemon, {"failed": 1}, timeout=90)
+    record = await daemon.store.assets.get(guid)
+    assert record is not None
+    assert "cannot succeed on this asset" in record.reason
+    barcode = next(j for j in await daemon.store.jobs.of_asset(guid) if j.job == "barcode")
+    assert barcode.attempt == 1
+
+
+async def test_a_device_target_cancels_the_waiting_jobs_but_not_the_cleanup(
+    nursery: trio.Nursery, tmp_path: Path, ars: ArsServer
+) -> None:
+    [guid] = write_session(tmp_path, "test-workstation", "s1", 1, seed=1)
+    config = processing_config(
+        tmp_path, ars, {"barcode": ["device_target"]}, pipeline=[["asset_loader"], ["barcode"], ["ocr"], ["cleanup"]]
+    )
+    daemon = await start_daemon(nursery, config)
+    await wait_for_states(daemon, {"finalized": 1}, timeout=90)
+    states = {j.job: j.state for j in await daemon.store.jobs.of_asset(guid)}
+    assert states == {"asset_loader": JobState.DONE, "barcode": JobState.DONE, "ocr": JobState.CANCELLED,
+                      "cleanup": JobState.DONE}  # fmt: skip
+    async with open_ars_client(config.ars, config.retry, secret="test-secret") as client:
+        document = await client.get_asset_document(guid)
+    assert document is not None
+    assert document["tags"]["asset_type"] == "device target"
+
+
+async def test_a_share_that_cannot_be_reopened_waits_and_goes_on_once_it_can(
+    nursery: trio.Nursery, tmp_path: Path, ars: ArsServer
+) -> None:
+    """DISK_FULL on re-opening: nothing is lost or failed; the asset waits and goes on when there is room."""
+    [guid] = write_session(tmp_path, "test-workstation", "s1", 1, seed=1)
+    daemon = await start_daemon(nursery, processing_config(tmp_path, ars))
+    await wait_for_states(daemon, {"syncing": 1}, timeout=60)
+    ars.emulator.update_faults({"disk_full": True})
+    await trio.sleep(2.0)
+    record = await daemon.store.assets.get(guid)
+    assert record is not None
+    assert record.state.value in ("synced", "paused")
+    ars.emulator.update_faults({"disk_full": False})
+    await wait_for_states(daemon, {"finalized": 1}, timeout=90)
+
+
+async def test_a_share_opened_already_is_taken_after_a_restart(tmp_path: Path, ars: ArsServer) -> None:
+    """An open share (our own re-open whose answer was lost, then a restart) is used, not refused."""
+    [guid] = write_session(tmp_path, "test-workstation", "s1", 1, seed=1)
+    resting = make_config(tmp_path, ars.port)  # executor "none": the asset stops at synced
+    async with trio.open_nursery() as first:
+        daemon = await start_daemon(first, resting)
+        await wait_for_states(daemon, {"synced": 1}, timeout=60)
+        first.cancel_scope.cancel()
+    config = processing_config(tmp_path, ars)
+    async with open_ars_client(config.ars, config.retry, secret="test-secret") as client:
+        await client.open_share(guid, institution="test-institution", collection="test-collection", allocation_mb=5)
+    async with trio.open_nursery() as second:
+        daemon = await start_daemon(second, config)
+        await wait_for_states(daemon, {"finalized": 1}, timeout=90)
+        events = await daemon.store.assets.events(guid)
+        assert any("open already" in e.reason for e in events)
+        second.cancel_scope.cancel()
+
+
+async def test_ars_refusing_the_metadata_update_fails_the_asset_with_its_words(
+    nursery: trio.Nursery, tmp_path: Path, ars: ArsServer
+) -> None:
+    """A specimen ARS refuses (a preparation type it does not know) fails the asset with ARS's answer."""
+    [guid] = write_session(tmp_path, "test-workstation", "s1", 1, seed=1)
+    config = processing_config(
+        tmp_path, ars, {"barcode": ["device_target"]}, processing={"preparation_type": "no-such-type"}
+    )
+    daemon = await start_daemon(nursery, config)
+    await wait_for_states(daemon, {"failed": 1}, timeout=90)
+    record = await daemon.store.assets.get(guid)
+    assert record is not None
+    assert "preparation" in record.reason.lower()
+    assert len(_files_left(tmp_path)) == 2
