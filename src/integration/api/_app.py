@@ -17,6 +17,7 @@ field for a body that does not decode, 404 for an unknown job, 409 for a ticket 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -64,11 +65,12 @@ async def read_body(request: Request, limit: int) -> bytes:
         raise CallbackError(413, f"the body is {declared} bytes; at most {limit} are accepted")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise CallbackError(413, f"the body is over {limit} bytes")
-        chunks.append(chunk)
+    async with contextlib.aclosing(request.stream()) as stream:
+        async for chunk in stream:
+            size += len(chunk)
+            if size > limit:
+                raise CallbackError(413, f"the body is over {limit} bytes")
+            chunks.append(chunk)
     return b"".join(chunks)
 
 

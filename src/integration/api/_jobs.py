@@ -30,7 +30,6 @@ from integration.domain import (
     StartedBody,
     TicketDerivative,
     TicketFile,
-    decode_metadata,
     split_job_key,
 )
 from integration.errors import IllegalTransition, StaleAttempt, UnknownJob
@@ -130,14 +129,59 @@ class JobCallbacks:
             institution=asset.institution,
             collection=asset.collection,
             files=files,
-            metadata=decode_metadata(raw).raw,
+            metadata=msgspec.json.decode(raw, type=dict[str, Any]),  # validated at intake
             ars=ArsAccess(token_url=self._config.ars.token_url, client_id=self._config.ars.client_id),
             derivatives=derivatives,
             time_limit_s=job_config.time_limit_s if job_config else 1800.0,
         )
 
+    @property
+    def subjects(self) -> list[str]:
+        """The barcode subjects the daemon knows (processing.subjects)."""
+        return sorted(self._config.processing.subjects)
+
+    async def parent_of(self, derivative: str) -> str:
+        record = await self._store.derivatives.get(derivative)
+        if record is None:
+            raise CallbackError(404, f"no derivative {derivative} is known")
+        return record.parent
+
+    async def awaiting_upload(self, parent: str) -> list[str]:
+        """The parent's derivatives created in ARS whose file is still to be uploaded."""
+        children = await self._store.derivatives.of_parent(parent)
+        return [c.guid for c in children if c.state is DerivativeState.CREATED_IN_ARS]
+
+    async def image_link(self, guid: str) -> str:
+        asset = await self._store.assets.get(guid)
+        files = [f for f in await self._store.assets.files(guid) if f.record.kind is FileKind.IMAGE]
+        if asset is None or not files:
+            raise CallbackError(404, f"asset {guid} has no image file")
+        name = files[-1].record.name
+        return self._ars.file_url(institution=asset.institution, collection=asset.collection, guid=guid, name=name)
+
+    async def metadata(self, guid: str) -> dict[str, Any]:
+        raw = await self._store.assets.metadata_json(guid)
+        if raw is None:
+            raise CallbackError(404, f"no metadata for asset {guid}")
+        document: dict[str, Any] = msgspec.json.decode(raw, type=dict[str, Any])
+        return document
+
+    async def current_key(self, guid: str, *, job: str | None = None, module: str | None = None) -> str:
+        """The key of the current attempt of the asset's job named ``job`` (or running ``module``): the original
+        API's calls carry no attempt number. CallbackError 404 when the asset has no such job."""
+        for record in await self._store.jobs.of_asset(guid):
+            if record.job == job or (job is None and record.module == module):
+                return record.key
+        raise CallbackError(404, f"asset {guid} has no job {job or module!r}")
+
+    async def queued(self, key: str, *, executor_id: str, caller: str) -> CallbackAnswer:
+        return await self._apply(key, JobTrigger.QUEUE, caller=caller, reason=f"queued as {executor_id}",
+                                 executor_id=executor_id)  # fmt: skip
+
     async def started(self, key: str, body: StartedBody, *, caller: str) -> CallbackAnswer:
         where = f"{body.host or 'a node'} (pid {body.pid})" if body.pid else body.host or "a node"
+        if body.job_id:
+            where += f" as {body.job_id}"
         return await self._apply(key, JobTrigger.START, caller=caller, reason=f"started on {where}")
 
     async def finished(self, key: str, body: FinishedBody, *, caller: str) -> CallbackAnswer:
@@ -166,7 +210,10 @@ class JobCallbacks:
         return await self._apply(key, JobTrigger.FAIL, caller=caller, reason=reason)
 
     async def _apply(self, key: str, trigger: JobTrigger, *, caller: str, reason: str, **extra: Any) -> CallbackAnswer:
-        guid, job, attempt = split_job_key(key)
+        try:
+            guid, job, attempt = split_job_key(key)
+        except ValueError as exc:
+            raise CallbackError(404, str(exc)) from exc
         try:
             moved = await self._store.jobs.transition(
                 guid, job, trigger, attempt=attempt, actor=f"callback:{caller}", reason=reason, **extra

@@ -85,6 +85,7 @@ class JobTicket(msgspec.Struct, frozen=True, kw_only=True):
 class StartedBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     host: str = ""
     pid: int = 0
+    job_id: str = ""  # the batch system's id (a Slurm job id), when there is one
 
 
 class FinishedBody(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

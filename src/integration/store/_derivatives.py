@@ -90,6 +90,14 @@ class DerivativeRepository:
         result: list[DerivativeRecord] = await self._db.call(write)
         return result
 
+    async def get(self, guid: str) -> DerivativeRecord | None:
+        def query(connection: sqlite3.Connection) -> DerivativeRecord | None:
+            row = connection.execute(f"SELECT {_COLUMNS} FROM derivatives WHERE guid = ?", (guid,)).fetchone()
+            return _from_row(row) if row else None
+
+        result: DerivativeRecord | None = await self._db.call(query)
+        return result
+
     async def of_parent(self, parent: str) -> list[DerivativeRecord]:
         result: list[DerivativeRecord] = await self._db.call(lambda connection: _of(connection, parent))
         return result
