@@ -37,8 +37,9 @@ async def test_queue_start_and_barcode_with_the_original_payloads(tmp_path: Path
         assert (await _post(a, "start_job", job)).status_code == 200
         running = await a.job("barcode")
         assert (running.state, running.executor_id) == (JobState.RUNNING, "12345")
-        barcode = {"guid": "g", "job": "barcode", "status": "DONE", "barcodes": ["NHMD-1234"], "asset_subject": "specimen",
-                   "MSO": False, "MOS": False, "label": False, "disposable": None}  # fmt: skip
+        barcode = {"guid": "g", "job": "barcode", "status": "DONE", "barcodes": ["NHMD-1234"],
+                   "asset_subject": "specimen", "MSO": False, "MOS": False, "label": False,
+                   "disposable": None}  # fmt: skip
         assert (await _post(a, "barcode", barcode)).status_code == 200
         done = await a.job("barcode")
         assert done.state is JobState.DONE
