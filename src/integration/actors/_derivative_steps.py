@@ -17,7 +17,7 @@ import structlog
 from integration.actors._ars_verify import check_in_erda
 from integration.actors._deps import AssetDeps
 from integration.adapters.ars import build_create_body
-from integration.domain import DerivativesView, allocation_mb, decode_metadata
+from integration.domain import DerivativesView, allocation_mb, decode_metadata, size_mb
 from integration.errors import ArsConflict, ArsRejected, AssetWaits, DataError, MetadataError
 from integration.state_machines import DerivativeState, DerivativeTrigger
 from integration.store import AssetRecord, DerivativeRecord, NewDerivative
@@ -27,6 +27,7 @@ __all__ = ["ACTOR", "advance_derivatives", "register_derivatives"]
 log = structlog.get_logger()
 
 ACTOR = "derivative-driver"
+_ROOM_CHECK_S = 10.0
 _D, _T = DerivativeState, DerivativeTrigger
 
 
@@ -55,6 +56,12 @@ async def advance_derivatives(record: AssetRecord, deps: AssetDeps, *, upload_do
     next_look = math.inf
     for child in await deps.store.derivatives.of_parent(record.guid):
         if child.state is _D.REGISTERED:
+            limit = deps.config.processing.max_derivative_mb
+            held = await deps.store.derivatives.open_megabytes()
+            if held and held + size_mb(child.size_bytes) > limit:  # one alone always goes: never stuck
+                log.info("derivative_waits_for_room", held_mb=held, limit_mb=limit)
+                next_look = min(next_look, deps.clock() + _ROOM_CHECK_S)
+                continue
             await _create(record, child, deps)
         elif child.state is _D.CREATED_IN_ARS and upload_done:
             await _check_upload(child, deps)

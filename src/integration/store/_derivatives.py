@@ -19,8 +19,7 @@ __all__ = ["DerivativeRecord", "DerivativeRepository", "NewDerivative"]
 _COLUMNS = "guid, parent, name, size_bytes, crc32, metadata_json, state, reason, state_since, created_at, updated_at"
 _KIND = "derivative"
 #: States in which a derivative holds share space in ARS (counted against the derivative lane limit).
-OPEN_STATES = (DerivativeState.REGISTERED, DerivativeState.CREATED_IN_ARS, DerivativeState.UPLOADED,
-               DerivativeState.SYNCING)  # fmt: skip
+OPEN_STATES = (DerivativeState.CREATED_IN_ARS, DerivativeState.UPLOADED, DerivativeState.SYNCING)
 
 
 class NewDerivative(msgspec.Struct, frozen=True, kw_only=True):
@@ -131,7 +130,7 @@ class DerivativeRepository:
         return moved
 
     async def open_megabytes(self) -> int:
-        """Megabytes of derivatives registered and not yet in ERDA (the derivative lane limit counts these)."""
+        """Megabytes of derivatives created in ARS and not yet in ERDA (the derivative lane limit counts these)."""
 
         def query(connection: sqlite3.Connection) -> int:
             marks = ",".join("?" * len(OPEN_STATES))
