@@ -210,6 +210,7 @@ def daemon_config(root: Path, port: int) -> dict[str, Any]:
         "concurrency": SETTINGS["concurrency"],
         "daemon": SETTINGS["daemon"],
         "pipelines": {"test-pipeline": {"jobs": [["asset_loader"]]}},
+        "executor": {"kind": "none"},  # the ingest lane alone: assets stop at synced
     }
     return config
 

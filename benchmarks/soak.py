@@ -237,6 +237,7 @@ def config(root: Path, port: int) -> dict[str, Any]:
         "concurrency": {"assets": 16, "ars_connections": 16, "copies": 4},
         "daemon": {"log_format": "json", "admin_poll_s": 0.5, "heartbeat_s": 2.0},
         "pipelines": {"test-pipeline": {"jobs": [["asset_loader"]]}},
+        "executor": {"kind": "none"},  # the ingest lane alone: assets stop at synced
     }
 
 

@@ -185,9 +185,9 @@ class JobCallbacks:
         return await self._apply(key, JobTrigger.START, caller=caller, reason=f"started on {where}")
 
     async def finished(self, key: str, body: FinishedBody, *, caller: str) -> CallbackAnswer:
-        record = await self.job(key)
-        view = RESULT_VIEWS.get(record.module)
-        if view is not None and record.key == key:
+        module = await self._module_of(key)
+        view = RESULT_VIEWS.get(module)
+        if view is not None:
             try:
                 msgspec.convert(body.result, view)
             except msgspec.ValidationError as exc:
@@ -198,10 +198,19 @@ class JobCallbacks:
             key,
             JobTrigger.FINISH,
             caller=caller,
-            reason=f"finished ({record.module} {body.module_version})",
+            reason=f"finished ({module} {body.module_version})",
             result=msgspec.json.encode(body.result),
             module_version=body.module_version,
         )
+
+    async def _module_of(self, key: str) -> str:
+        """The module the job of ``key`` runs: from the configuration (no query), else from the store."""
+        try:
+            _, job, _ = split_job_key(key)
+        except ValueError as exc:
+            raise CallbackError(404, str(exc)) from exc
+        configured = self._config.jobs.get(job)
+        return configured.module if configured is not None else (await self.job(key)).module
 
     async def failed(self, key: str, body: FailedBody, *, caller: str) -> CallbackAnswer:
         reason = f"[{body.kind}] {body.reason}"
@@ -231,6 +240,6 @@ class JobCallbacks:
             return CallbackAnswer(key=key, state=current.state.value, applied=False,
                                   note=f"already {current.state.value}: nothing changed")  # fmt: skip
         self.applied += 1
-        log.info("job_callback", job_key=key, trigger=trigger.value, state=moved.state.value, caller=caller)
+        log.debug("job_callback", job_key=key, trigger=trigger.value, state=moved.state.value, caller=caller)
         await self._wake(guid, f"job {job} {moved.state.value}")
         return CallbackAnswer(key=key, state=moved.state.value, applied=True)
