@@ -2,7 +2,7 @@
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test setup setup-test lint typecheck unit bench soak constraints clean
+.PHONY: demo test setup setup-test lint typecheck unit bench soak soak-processing constraints clean
 
 setup:
 	scripts/bootstrap.sh runtime
@@ -29,10 +29,14 @@ bench: setup-test
 	$(BIN)/python benchmarks/store.py
 	$(BIN)/python benchmarks/ingest.py
 	$(BIN)/python benchmarks/imaging.py
+	$(BIN)/python benchmarks/processing.py
 
 # Not part of `make test`: a few minutes of faults and SIGKILLs; run it before resolving an issue.
 soak: setup-test
 	$(BIN)/python benchmarks/soak.py
+
+soak-processing: setup-test
+	$(BIN)/python benchmarks/soak.py --processing
 
 # Refresh the constraints file from the current venv (after changing dependencies in pyproject.toml).
 constraints:

@@ -12,9 +12,13 @@ reason); ARS created each asset exactly once; ERDA holds exactly the original by
 asset; every file written to the N-Drive is still there, unchanged, and is either part of an asset or has a
 rejection note next to it; no traceback and no actor crash in the daemon's log; the daemon stops on SIGTERM.
 
-Writes the ``soak`` section of docs/benchmarks.md (``--no-docs`` to skip).
+With ``--processing`` the whole pipeline runs (local executor; asset loader, barcode and clean-up jobs: the
+daemon's side of processing, not the image modules' speed): every asset must end ``finalized``, its files in ERDA
+with our CRC-32 and its N-Drive files deleted — never before that — and no job left running.
 
-    .venv/bin/python benchmarks/soak.py [--assets 320] [--sessions 8] [--kills 20] [--seed 1]
+Writes the ``soak`` (or ``soak-processing``) section of docs/benchmarks.md (``--no-docs`` to skip).
+
+    .venv/bin/python benchmarks/soak.py [--assets 320] [--sessions 8] [--kills 20] [--seed 1] [--processing]
 """
 
 from __future__ import annotations
@@ -212,8 +216,20 @@ def states(database: Path) -> dict[str, int]:
     return {str(s): int(n) for s, n in rows}
 
 
+#: ``--processing``: the whole pipeline (set by main)
+PROCESSING = False
+#: the state every asset must reach
+GOAL = "synced"
+
+
 def config(root: Path, port: int) -> dict[str, Any]:
     base = f"http://127.0.0.1:{port}"
+    processing: dict[str, Any] = {
+        "pipelines": {"test-pipeline": {"jobs": [["asset_loader"], ["barcode"], ["cleanup"]]}},
+        "executor": {"kind": "local", "parallel_jobs": 2},
+        "api": {"port": 0},
+        "processing": {"derivative_poll_s": 0.5},
+    }
     return {
         "ndrive": {
             "root": str(root / "ndrive"),
@@ -238,6 +254,7 @@ def config(root: Path, port: int) -> dict[str, Any]:
         "daemon": {"log_format": "json", "admin_poll_s": 0.5, "heartbeat_s": 2.0},
         "pipelines": {"test-pipeline": {"jobs": [["asset_loader"]]}},
         "executor": {"kind": "none"},  # the ingest lane alone: assets stop at synced
+        **(processing if PROCESSING else {}),
     }
 
 
@@ -301,7 +318,7 @@ def run(args: argparse.Namespace, root: Path) -> Outcome:
         deadline = time.monotonic() + args.timeout_s
         while time.monotonic() < deadline:
             counts = states(database)
-            done = sum(counts.get(s, 0) for s in ("synced", "quarantined", "failed"))
+            done = sum(counts.get(s, 0) for s in (GOAL, "quarantined", "failed"))
             if delivered.done.is_set() and done >= len(delivered.guids):
                 break
             time.sleep(1.0)
@@ -353,7 +370,7 @@ def check(root: Path, delivered: Delivered, outcome: Outcome) -> None:
     for guid, (state, reason) in assets.items():
         if state == "quarantined" and not reason:
             problems.append(f"{guid} quarantined without a reason")
-        elif state not in ("synced", "quarantined"):
+        elif state not in (GOAL, "quarantined"):
             problems.append(f"{guid} ended {state}: {reason}")
     quarantined = [g for g, (s, _) in assets.items() if s == "quarantined"]
     if quarantined:
@@ -369,15 +386,28 @@ def check(root: Path, delivered: Delivered, outcome: Outcome) -> None:
     for guid, name, recorded_crc, ndrive_path in files:
         in_assets.add(name)
         original = Path(ndrive_path)
-        if not original.exists():
-            problems.append(f"N-Drive file gone: {original}")
-        elif crc(original) != delivered.files.get(name) or recorded_crc != delivered.files.get(name):
-            problems.append(f"N-Drive file changed or recorded wrong: {original}")
+        finalized = assets.get(guid, ("", ""))[0] == "finalized"
+        if recorded_crc != delivered.files.get(name):
+            problems.append(f"recorded wrong: {original}")
+        if finalized and original.exists():
+            problems.append(f"finalized, yet its N-Drive file is still there: {original}")
+        elif not finalized and not original.exists():
+            problems.append(f"N-Drive file gone before its asset was finalized: {original}")
+        elif not finalized and crc(original) != delivered.files.get(name):
+            problems.append(f"N-Drive file changed: {original}")
         if name.endswith(".json"):
             continue
         copy = erda / guid / name
-        if assets.get(guid, ("", ""))[0] == "synced" and (not copy.exists() or crc(copy) != recorded_crc):
+        in_erda = assets.get(guid, ("", ""))[0] in ("synced", "finalized")
+        if in_erda and (not copy.exists() or crc(copy) != recorded_crc):
             problems.append(f"ERDA does not hold our bytes of {guid}/{name}")
+    if PROCESSING:
+        leftovers = [p for p in (root / "storage").glob("*") if p.name not in ("hpc-work", "reports")]
+        if leftovers:
+            problems.append(f"{len(leftovers)} local folder(s) left behind, e.g. {leftovers[0]}")
+        work = list((root / "storage" / "hpc-work" / "assets").glob("*"))
+        if work:
+            problems.append(f"{len(work)} node work folder(s) left behind, e.g. {work[0]}")
     rejected_names = {name for _, name, _ in rejections}
     for name in set(delivered.files) - in_assets:
         stem = name.rsplit(".", 1)[0]
@@ -440,7 +470,9 @@ def render(outcome: Outcome, args: argparse.Namespace) -> str:
     ]
     return "\n".join(
         [
-            "## Soak (`benchmarks/soak.py`)",
+            "## Soak, whole pipeline (`benchmarks/soak.py --processing`)"
+            if PROCESSING
+            else "## Soak (`benchmarks/soak.py`)",
             "",
             f"- date: {today()}",
             f"- machine: {machine_summary()}",
@@ -454,10 +486,17 @@ def render(outcome: Outcome, args: argparse.Namespace) -> str:
             "",
             markdown_table(("", "figure"), rows),
             "",
-            "Checked: every asset synced (only a real data error may quarantine one, with a reason; none was "
-            "injected); ARS created each asset exactly once; ERDA holds exactly the original bytes of every file; "
-            "every file written to the N-Drive is still there, unchanged, and is part of an asset or has a rejection "
-            "note; no traceback or actor crash in the daemon log; SIGTERM stops the daemon.",
+            (
+                "Checked: every asset finalized (only a real data error may quarantine one; none was injected); ARS "
+                "created each asset exactly once; ERDA holds exactly the original bytes of every file; every N-Drive "
+                "file of a finalized asset is deleted and every other one still there, unchanged; no local copy and "
+                "no node work folder left behind; no traceback or actor crash in the daemon log; SIGTERM stops it."
+                if PROCESSING
+                else "Checked: every asset synced (only a real data error may quarantine one, with a reason; none was "
+                "injected); ARS created each asset exactly once; ERDA holds exactly the original bytes of every file; "
+                "every file written to the N-Drive is still there, unchanged, and is part of an asset or has a "
+                "rejection note; no traceback or actor crash in the daemon log; SIGTERM stops the daemon."
+            ),
         ]
     )
 
@@ -471,7 +510,10 @@ def main() -> int:
     parser.add_argument("--timeout-s", type=float, default=1200.0, help="give up this long after the last kill")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, database, N-Drive)")
     parser.add_argument("--no-docs", action="store_true", help="do not write docs/benchmarks.md")
+    parser.add_argument("--processing", action="store_true", help="the whole pipeline, to finalized")
     args = parser.parse_args()
+    global PROCESSING, GOAL
+    PROCESSING, GOAL = args.processing, "finalized" if args.processing else "synced"
     root = Path(tempfile.mkdtemp(prefix="integration-soak-"))
     print(f"soak in {root}", flush=True)
     try:
@@ -481,8 +523,9 @@ def main() -> int:
             shutil.rmtree(root, ignore_errors=True)
     print(render(outcome, args))
     if not args.no_docs:
-        write_section("soak", render(outcome, args))
-        print("\nwrote the soak section of docs/benchmarks.md")
+        section = "soak-processing" if PROCESSING else "soak"
+        write_section(section, render(outcome, args))
+        print(f"\nwrote the {section} section of docs/benchmarks.md")
     return 0 if not outcome.problems else 1
 
 

@@ -7,6 +7,7 @@ ok            exec the real ``integration hpc run``          crash     exit 3 wi
 hang          report started, then sleep (the time limit)    silent    exit 0 without any callback
 invalid       report a result that does not validate         asset     report a failure blamed on the asset
 device_target report a barcode result "device target"        node      report a failure blamed on the node
+config        report a failure blamed on the node's configuration
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ def main() -> None:
     if fault == "invalid":
         post("finished", {"module_version": "9.9", "result": {"barcodes": "not a list"}})
         sys.exit(0)
-    if fault in ("asset", "node"):
+    if fault in ("asset", "node", "config"):
         post("failed", {"reason": f"failed on purpose ({fault})", "kind": fault})
         sys.exit(0)
     if fault == "device_target":

@@ -484,7 +484,8 @@ def config_warnings(config: Config) -> list[str]:
     """What lets the daemon start but will hamper it, each with its key path; reads the disk and environment.
 
     These are: a missing N-Drive root or workstation folder (nothing arrives from it until it appears), a
-    secret file that cannot be read or is empty, and an unset secret variable. Fix them before ``integration run``.
+    secret file that cannot be read or is empty, an unset secret variable, and an API token file that cannot be
+    read. Fix them before ``integration run``.
     """
     warnings: list[str] = []
     root = Path(config.ndrive.root)
@@ -497,6 +498,11 @@ def config_warnings(config: Config) -> list[str]:
             if not (root / name).is_dir()
         )
     warnings.extend(_secret_warnings(config.ars))
+    warnings.extend(
+        f"api.token_files.{name}: {path!r} cannot be read: `integration run` refuses to start without it"
+        for name, path in config.api.token_files.items()
+        if not os.access(path, os.R_OK)
+    )
     return warnings
 
 

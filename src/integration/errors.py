@@ -70,6 +70,7 @@ __all__ = [
     "DownloadRefused",
     "GroupHeld",
     "GroupKind",
+    "HpcUnavailable",
     "IllegalTransition",
     "ImageUnreadable",
     "InfrastructureError",
@@ -283,6 +284,15 @@ class NdriveUnavailable(InfrastructureError):
     def __init__(self, message: str, *, path: str) -> None:
         super().__init__(message, lane="intake")
         self.path = path
+
+
+class HpcUnavailable(InfrastructureError):
+    """Jobs cannot run anywhere: the nodes' configuration is refused (their ARS secret, the callback token, an
+    executor that cannot start jobs). Every asset would fail the same way: the ``hpc`` lane pauses, and one
+    parked asset's next job is its probe."""
+
+    def __init__(self, message: str, *, guid: str | None = None) -> None:
+        super().__init__(message, lane="hpc", guid=guid, probe="asset")
 
 
 class StorageUnavailable(InfrastructureError):

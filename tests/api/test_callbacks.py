@@ -11,7 +11,7 @@ import msgspec
 import pytest
 
 from api_support import AUTH, BARCODE, TOKEN, api
-from integration.state_machines import AssetState, AssetTrigger, JobState
+from integration.state_machines import AssetState, AssetTrigger, JobState, JobTrigger
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer wrong-token-0123456789"}, {"Authorization": TOKEN}])
@@ -76,10 +76,25 @@ async def test_a_malformed_body_gets_422_naming_the_field(tmp_path: Path) -> Non
         assert "reason" in missing.json()["error"]
         wrong_kind = await a.post("g-barcode-1", "failed", {"reason": "x", "kind": "weather"})
         assert "kind" in wrong_kind.json()["error"]
+        for raw in (b'{"reason": "\xff\xfe"}', b"[" * 100_000):  # not UTF-8; nested past any parser's depth
+            bad = await a.client.post("/api/v1/jobs/g-barcode-1/failed", content=raw, headers=AUTH)
+            assert bad.status_code == 422
         extra = await a.post("g-barcode-1", "started", {"hots": "typo"})
         assert extra.status_code == 422
         assert "hots" in extra.json()["error"]
         assert (await a.job("barcode")).state is JobState.SUBMITTED
+
+
+async def test_a_derivatives_result_about_another_asset_is_refused(tmp_path: Path) -> None:
+    async with api(tmp_path, groups=[[("crop_derivatives", "crop_derivatives")]]) as a:
+        await a.store.jobs.transition("g", "crop_derivatives", JobTrigger.SUBMIT, attempt=1, actor="t")
+        item = {"guid": "g", "path": "/w/g.tif", "file_format": "tif", "size_bytes": 1, "crc32": 1, "metadata": {}}
+        for result in ({"parent_guid": "other", "derivatives": []}, {"parent_guid": "g", "derivatives": [item]}):
+            answer = await a.post("g-crop_derivatives-1", "finished", {"module_version": "1", "result": result})
+            assert answer.status_code == 422
+        job = next(j for j in await a.store.jobs.of_asset("g") if j.job == "crop_derivatives")
+        assert job.state is JobState.FAILED
+        assert "parent_guid" in job.reason
 
 
 async def test_a_result_that_does_not_validate_fails_the_job_and_says_where(tmp_path: Path) -> None:

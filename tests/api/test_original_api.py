@@ -100,7 +100,12 @@ async def test_the_original_calls_match_the_current_attempt(tmp_path: Path) -> N
         await a.store.jobs.transition("g", "barcode", JobTrigger.SUBMIT, attempt=2, actor="t")
         await _post(a, "start_job", {**job, "job_id": "2"})
         current = await a.job("barcode")
-        assert (current.attempt, current.state, current.executor_id) == (2, JobState.RUNNING, "")
+        assert (current.attempt, current.state, current.executor_id) == (2, JobState.RUNNING, "2")
+        late = await _post(a, "failed_job", {**job, "fail_status": "ERROR"})  # attempt 1's batch job, late
+        assert (late.status_code, late.json()) == (200, None)
+        assert (await a.job("barcode")).state is JobState.RUNNING  # not applied to attempt 2
+        await _post(a, "failed_job", {**job, "job_id": "2"})
+        assert (await a.job("barcode")).state is JobState.FAILED
 
 
 async def test_unknown_assets_and_jobs_and_bad_bodies_are_422(tmp_path: Path) -> None:

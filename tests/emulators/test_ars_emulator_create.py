@@ -234,7 +234,7 @@ async def test_reference_data(ars: Ars) -> None:
     formats = (await ars.client.get(f"{ARS}/lists/fileformats")).json()
     assert formats == ["TIF", "JPEG", "RAW", "RAF", "CR3", "DNG", "TXT"]
     assert "WORKING_COPY" in (await ars.client.get(f"{ARS}/lists/statuses")).json()
-    assert (await ars.client.get(f"{ARS}/lists/preparationtypes")).json() == ["slide", "pinning", "sheet"]
+    assert (await ars.client.get(f"{ARS}/lists/preparationtypes")).json() == ["slide", "pinning"]
 
 
 async def test_in_progress_lists_open_work(ars: Ars) -> None:

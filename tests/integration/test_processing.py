@@ -9,13 +9,32 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import tomli_w
 import trio
+from typer.testing import CliRunner
 
-from daemon_support import ArsServer, make_config, start_daemon, wait_for_states, write_session
+from daemon_support import (
+    ArsServer,
+    config_dict,
+    make_config,
+    serve_ars,
+    start_daemon,
+    wait_for_states,
+    wait_until,
+    write_session,
+)
 from integration.adapters.ars import open_ars_client
+from integration.cli import app
 from integration.config import Config
 from integration.demo import SpecimenSpec, generate_session
-from integration.state_machines import DerivativeState, JobState
+from integration.state_machines import AssetState, DerivativeState, JobState
+from integration.store import open_store
+
+
+def run_cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.output
+
 
 FAULT_RUNNER = Path(__file__).resolve().parents[1] / "fault_runner.py"
 SHORT = [["asset_loader"], ["barcode"], ["cleanup"]]
@@ -43,16 +62,21 @@ def processing_config(
     }
     for name, changes in (jobs or {}).items():
         every[name] = {**every[name], **changes}
-    return make_config(
-        tmp_path,
-        ars.port,
-        executor={"kind": "local", "runner": [sys.executable, str(FAULT_RUNNER), str(faults_file)], "parallel_jobs": 2},
-        pipelines={"test-pipeline": {"jobs": pipeline}},
-        jobs=every,
-        api={"port": 0},
-        processing={"derivative_poll_s": 0.2, **(processing or {})},
+    sections = {
+        "executor": {
+            "kind": "local",
+            "runner": [sys.executable, str(FAULT_RUNNER), str(faults_file)],
+            "parallel_jobs": 2,
+        },
+        "pipelines": {"test-pipeline": {"jobs": pipeline}},
+        "jobs": every,
+        "api": {"port": 0},
+        "processing": {"derivative_poll_s": 0.2, **(processing or {})},
+        "daemon": {"admin_poll_s": 0.1},
         **sections,
-    )
+    }
+    (tmp_path / "config.toml").write_text(tomli_w.dumps(config_dict(tmp_path, ars.port, **sections)))  # for the CLI
+    return make_config(tmp_path, ars.port, **sections)
 
 
 async def _job_events(daemon: Any, guid: str, job: str) -> str:
@@ -131,6 +155,35 @@ async def test_a_job_that_keeps_crashing_fails_the_asset_and_deletes_nothing(
     assert Path(record.local_dir).exists()
 
 
+async def test_an_operator_retry_after_a_processing_failure_resumes_processing_without_a_resync(
+    nursery: trio.Nursery, tmp_path: Path
+) -> None:
+    """A failed processing asset holds nothing (its share closed, no job running); `integration retry` finds
+    every file in ERDA, resumes at synced (never synchronized again) and processing finishes it."""
+    ars = await serve_ars(nursery, tmp_path, share_dedup_s=0.5)  # ARS's 5-minute share de-dup, shortened
+    [guid] = write_session(tmp_path, "test-workstation", "s1", 1, seed=1)
+    config = processing_config(tmp_path, ars, {"barcode": ["crash", "crash", "ok"]})
+    daemon = await start_daemon(nursery, config)
+    await wait_for_states(daemon, {"failed": 1}, timeout=90)
+    async with open_ars_client(config.ars, config.retry, secret="test-secret") as client:
+        status = await client.get_status(guid)
+    assert status is not None
+    assert status.share_allocation_mb is None  # its processing share was closed when it failed
+    code, output = await trio.to_thread.run_sync(
+        run_cli, "retry", guid, "-c", str(tmp_path / "config.toml"), "--reason", "the module is fixed"
+    )
+    assert code == 0, output
+    assert f"{guid}: moved -> synced" in output
+    await wait_for_states(daemon, {"finalized": 1}, timeout=90)
+    triggers = [e.trigger for e in await daemon.store.assets.events(guid)]
+    assert triggers.count("start_sync") == 1  # synchronized once, at intake; never again
+    assert (await _barcode_job(daemon, guid)).attempt == 3
+
+
+async def _barcode_job(daemon: Any, guid: str) -> Any:
+    return next(j for j in await daemon.store.jobs.of_asset(guid) if j.job == "barcode")
+
+
 async def test_a_hang_past_its_time_limit_is_stopped_and_retried(
     nursery: trio.Nursery, tmp_path: Path, ars: ArsServer
 ) -> None:
@@ -179,6 +232,28 @@ async def test_a_failure_blamed_on_the_asset_is_not_retried(
     assert barcode.attempt == 1
 
 
+async def test_a_node_configuration_failure_pauses_the_hpc_lane_and_fails_no_asset(
+    nursery: trio.Nursery, tmp_path: Path, ars: ArsServer
+) -> None:
+    """Every job would fail the same way (the nodes' configuration): the hpc lane pauses with the reason, other
+    assets wait, none fails; once the cause is fixed, the probe asset's job gets through and all go on."""
+    guids = write_session(tmp_path, "test-workstation", "s1", 3, seed=1)
+    config = processing_config(tmp_path, ars, {"barcode": ["config"] * 50})
+    daemon = await start_daemon(nursery, config)
+
+    async def paused() -> bool:
+        return daemon.lanes.lane("hpc").paused
+
+    await wait_until(paused, timeout=60, what="the hpc lane paused")
+    assert "configuration" in daemon.lanes.lane("hpc").reason
+    await trio.sleep(2.0)
+    counts = await daemon.store.assets.counts_by_state(guids)
+    assert "failed" not in counts
+    (tmp_path / "faults.json").write_text("{}")  # the nodes' configuration is fixed
+    await wait_for_states(daemon, {"finalized": 3}, timeout=120)
+    assert not daemon.lanes.lane("hpc").paused
+
+
 async def test_a_device_target_cancels_the_waiting_jobs_but_not_the_cleanup(
     nursery: trio.Nursery, tmp_path: Path, ars: ArsServer
 ) -> None:
@@ -213,36 +288,73 @@ async def test_a_share_that_cannot_be_reopened_waits_and_goes_on_once_it_can(
     await wait_for_states(daemon, {"finalized": 1}, timeout=90)
 
 
-async def test_a_share_opened_already_is_taken_after_a_restart(tmp_path: Path, ars: ArsServer) -> None:
-    """An open share (our own re-open whose answer was lost, then a restart) is used, not refused."""
+async def _synced_without_processing(tmp_path: Path, ars: ArsServer) -> str:
+    """One asset taken to synced by a daemon without processing (executor "none"), which then stops."""
     [guid] = write_session(tmp_path, "test-workstation", "s1", 1, seed=1)
-    resting = make_config(tmp_path, ars.port)  # executor "none": the asset stops at synced
     async with trio.open_nursery() as first:
-        daemon = await start_daemon(first, resting)
+        daemon = await start_daemon(first, make_config(tmp_path, ars.port))
         await wait_for_states(daemon, {"synced": 1}, timeout=60)
         first.cancel_scope.cancel()
+    return guid
+
+
+async def test_our_own_share_whose_answer_was_lost_is_taken_after_a_restart(tmp_path: Path, ars: ArsServer) -> None:
+    """Our re-open went through but its answer was lost (the intent is open), then a restart: the open share is
+    ours and is used, never a second one."""
+    guid = await _synced_without_processing(tmp_path, ars)
     config = processing_config(tmp_path, ars)
+    async with open_store(Path(config.storage.database)) as store:
+        await store.assets.open_intent(guid, "open_share", expected=AssetState.SYNCED, actor="test")
     async with open_ars_client(config.ars, config.retry, secret="test-secret") as client:
         await client.open_share(guid, institution="test-institution", collection="test-collection", allocation_mb=5)
     async with trio.open_nursery() as second:
         daemon = await start_daemon(second, config)
         await wait_for_states(daemon, {"finalized": 1}, timeout=90)
         events = await daemon.store.assets.events(guid)
-        assert any("open already" in e.reason for e in events)
+        assert any("our earlier request went through" in e.reason for e in events)
         second.cancel_scope.cancel()
 
 
-async def test_ars_refusing_the_metadata_update_fails_the_asset_with_its_words(
+async def test_a_share_someone_else_opened_is_waited_for_not_taken(tmp_path: Path, ars: ArsServer) -> None:
+    """A share open without our request (someone works on the asset in ARS) is not ours to discard: the asset
+    waits in synced, saying why; the share stays open and no job starts."""
+    guid = await _synced_without_processing(tmp_path, ars)
+    config = processing_config(tmp_path, ars)
+    async with open_ars_client(config.ars, config.retry, secret="test-secret") as client:
+        await client.open_share(guid, institution="test-institution", collection="test-collection", allocation_mb=5)
+        async with trio.open_nursery() as second:
+            daemon = await start_daemon(second, config)
+
+            async def waiting() -> bool:
+                record = await daemon.store.assets.get(guid)
+                return record is not None and "not by us" in (record.wake.reason if record.wake else "")
+
+            await wait_until(waiting, timeout=30, what="the asset waiting for the other share")
+            await trio.sleep(1.0)
+            assert (await daemon.store.assets.get(guid)).state is AssetState.SYNCED  # type: ignore[union-attr]
+            assert await daemon.store.jobs.of_asset(guid) == []
+            status = await client.get_status(guid)
+            assert status is not None
+            assert status.share_allocation_mb is not None  # not discarded
+            second.cancel_scope.cancel()
+
+
+async def test_a_preparation_type_ars_refuses_holds_the_collection_and_fails_nothing(
     nursery: trio.Nursery, tmp_path: Path, ars: ArsServer
 ) -> None:
-    """A specimen ARS refuses (a preparation type it does not know) fails the asset with ARS's answer."""
+    """ARS refusing the specimens' preparation type is a problem of the whole collection (the configuration):
+    the collection is held with ARS's words, no asset fails, nothing is deleted."""
     [guid] = write_session(tmp_path, "test-workstation", "s1", 1, seed=1)
-    config = processing_config(
-        tmp_path, ars, {"barcode": ["device_target"]}, processing={"preparation_type": "no-such-type"}
-    )
+    config = processing_config(tmp_path, ars, {"barcode": ["device_target"]}, processing={"preparation_type": "bogus"})
     daemon = await start_daemon(nursery, config)
-    await wait_for_states(daemon, {"failed": 1}, timeout=90)
+
+    async def held() -> bool:
+        return any(name.startswith("hold:collection") for name in daemon.lanes.holds)
+
+    await wait_until(held, timeout=90, what="the collection held")
     record = await daemon.store.assets.get(guid)
     assert record is not None
-    assert "preparation" in record.reason.lower()
+    assert record.state.value == "processing"
+    hold = next(lane for name, lane in daemon.lanes.holds.items() if name.startswith("hold:collection"))
+    assert "preparation" in hold.reason.lower()
     assert len(_files_left(tmp_path)) == 2

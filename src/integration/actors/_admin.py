@@ -129,7 +129,7 @@ async def retry_assets(
         if result.outcome == "moved":
             if result.state == AssetState.SYNCING.value and wake_poller is not None:
                 wake_poller()
-            elif result.state != AssetState.SYNCED.value and wake is not None:
+            elif wake is not None:
                 await wake(guid, f"retry by {request.by}")
     return results
 
@@ -171,12 +171,8 @@ async def _retry_one(guid: str, request: RetryRequest, *, store: Store, ars: Ars
         await ars.update_asset(guid, await create_body(record, store))  # the corrected metadata replaces ARS's
         await store.assets.settle_intent(guid, UPDATE_METADATA, "ARS metadata replaced", actor=actor)
         found += "; its metadata replaced by ours"
-    wake_at = (
-        None
-        if target is AssetState.SYNCED
-        else Wake(
-            kind="sync_poll" if target is AssetState.SYNCING else "dispatch", due=now, reason=f"retry by {request.by}"
-        )
+    wake_at = Wake(  # synced too: processing drives it on
+        kind="sync_poll" if target is AssetState.SYNCING else "dispatch", due=now, reason=f"retry by {request.by}"
     )
     stale_files = target is AssetState.CREATED_IN_ARS
     try:
@@ -226,6 +222,9 @@ async def _reconcile(record: AssetRecord, ars: ArsClient, store: Store) -> tuple
     have = f"ARS status {status.status}, {len(matching)} of {len(ours)} file(s) with our CRC-32"
     if status.is_synced and in_erda:
         return AssetState.SYNCED, matching, f"{have}, all in ERDA"
+    if in_erda and status.share_allocation_mb is not None and await store.jobs.of_asset(guid):
+        # its processing share is still open: never synchronized again (it holds nothing new); processing resumes
+        return AssetState.SYNCED, matching, f"{have}, all in ERDA; its processing share is open, processing resumes"
     if every and status.status == "ASSET_RECEIVED":
         return AssetState.SYNCING, matching, f"{have}; ARS is synchronising"
     if every and (status.is_sync_failed or status.share_allocation_mb is not None):

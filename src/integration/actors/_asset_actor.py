@@ -30,7 +30,7 @@ from integration.actors._deps import AssetDeps
 from integration.actors._jobs_driver import JobsGaveUp
 from integration.actors._lanes import Lane
 from integration.actors._parked import Parked
-from integration.actors._processing import PROCESSING_STATES, processing_step
+from integration.actors._processing import PROCESSING_STATES, abandon_processing, processing_step
 from integration.adapters.ars import file_format_names
 from integration.domain import FileKind
 from integration.errors import (
@@ -40,8 +40,10 @@ from integration.errors import (
     DataError,
     GroupHeld,
     InfrastructureError,
+    StaleAttempt,
     StateConflict,
     TransientError,
+    UnknownJob,
 )
 from integration.state_machines import TABLE, AssetState, AssetTrigger, Driver, states_driven_by
 from integration.store import AssetRecord, Wake
@@ -71,6 +73,7 @@ async def drive_asset(guid: str, deps: AssetDeps) -> None:
     """Move ``guid`` forward until it waits (syncing, a lane, a hold, a back-off), ends, or needs a human."""
     with structlog.contextvars.bound_contextvars(asset_guid=guid):
         record = await deps.store.assets.get(guid)
+        began = deps.clock()
         while record is not None and record.state in DRIVABLE:
             lanes = _LANES.get(record.resume_state or record.state, ("ars", "ars-space", "storage"))
             blocking = deps.lanes.blocking(guid, lanes, await _hold_keys(record, deps))
@@ -81,11 +84,16 @@ async def drive_asset(guid: str, deps: AssetDeps) -> None:
             try:
                 record = await (processing_step if record.state in PROCESSING_STATES else step)(record, deps)
             except Parked as exc:  # nothing to do until then (a callback or a job's exit wakes it sooner)
-                await _probes_answered(guid, deps, "its step went through")
-                await _park_until(guid, deps, exc)
+                if exc.progressed:
+                    await _probes_answered(guid, deps, "its step went through")
+                await _park_until(guid, deps, exc, began=began)
+                return
+            except (StaleAttempt, UnknownJob) as exc:  # a job row changed under the step (not the asset's state)
+                await _retry_later(guid, deps, f"its jobs changed while it was looked at: {exc}")
                 return
             except JobsGaveUp as exc:
                 await _probes_answered(guid, deps, "it got an answer about the asset itself")
+                await abandon_processing(guid, deps)
                 await fail_asset(guid, deps, exc.reason, actor=ACTOR)
                 return
             except StateConflict as exc:  # another task moved it; look again
@@ -111,6 +119,8 @@ async def drive_asset(guid: str, deps: AssetDeps) -> None:
                 return
             except (DataError, ArsRejected) as exc:
                 await _probes_answered(guid, deps, "it got an answer about the asset itself")
+                if record.state in PROCESSING_STATES:
+                    await abandon_processing(guid, deps)
                 await quarantine_asset(guid, deps, str(exc))
                 return
             except Exception as exc:
@@ -229,12 +239,20 @@ async def _wait(guid: str, deps: AssetDeps, exc: AssetWaits) -> None:
     await _again_in(record, deps, delay, f"waits: {exc}", waiting_since=since)
 
 
-async def _park_until(guid: str, deps: AssetDeps, exc: Parked) -> None:
+async def _park_until(guid: str, deps: AssetDeps, exc: Parked, *, began: float) -> None:
+    """Store the next look; a wake-up written while this look ran (a callback that found no free actor) is
+    earlier and is kept."""
     record = await deps.store.assets.get(guid)
     if record is None or record.state not in DRIVABLE:
         return
+    wake = record.wake
+    if wake is not None and wake.kind == "dispatch" and wake.due is not None and began <= wake.due <= exc.due:
+        return
+    if math.isinf(exc.due):  # at rest: nothing will ever be due (e.g. processing switched off)
+        await deps.store.assets.update(guid, expected=record.state, wake=None, reason=exc.reason)
+        return
     delay = max(0.0, exc.due - deps.clock())
-    await _again_in(record, deps, delay, exc.reason, attempts=0, waiting_since=None)
+    await _again_in(record, deps, delay, exc.reason)
 
 
 async def _crc_mismatch(guid: str, deps: AssetDeps, exc: ArsCrcMismatch) -> None:

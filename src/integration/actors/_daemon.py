@@ -61,7 +61,7 @@ from integration.adapters.files import check_writable
 from integration.api import ApiDeps, JobCallbacks, Tokens, build_api, listen, serve_api
 from integration.config import Config
 from integration.errors import ArsUnavailable, StorageUnavailable
-from integration.state_machines import Driver, states_driven_by
+from integration.state_machines import AssetState, Driver, states_driven_by
 from integration.store import Store, StoreUnavailable, daemon_lock, open_store
 
 __all__ = ["Daemon", "StartupCheck", "run_daemon"]
@@ -203,10 +203,11 @@ async def _run(
         # Every (re)start of the dispatcher gives the unfinished assets a wake-up again: an actor that was
         # running when the dispatcher crashed must not be forgotten until the next daemon restart.
         dispatched, polled, released = await store.wakeups.resume_all(
-            drivable=DRIVABLE,
+            # without processing, synced assets are at rest: not looked at again on each start
+            drivable=DRIVABLE if executor is not None else DRIVABLE - {AssetState.SYNCED},
             polled=states_driven_by(Driver.SYNC_POLLER),
             paused_lanes=lanes.paused_names(),
-            look_again=PROCESSING_STATES,
+            look_again=PROCESSING_STATES if executor is not None else PROCESSING_STATES - {AssetState.SYNCED},
         )
         if dispatched or polled or released:
             log.info("resuming_unfinished_assets", dispatch=dispatched, polls=polled, released=released)

@@ -56,9 +56,10 @@ async def advance_derivatives(record: AssetRecord, deps: AssetDeps, *, upload_do
     next_look = math.inf
     for child in await deps.store.derivatives.of_parent(record.guid):
         if child.state is _D.REGISTERED:
+            # other parents' derivatives only: a parent's own set is created together (its upload job needs all)
             limit = deps.config.processing.max_derivative_mb
-            held = await deps.store.derivatives.open_megabytes()
-            if held and held + size_mb(child.size_bytes) > limit:  # one alone always goes: never stuck
+            held = await deps.store.derivatives.open_megabytes(excluding_parent=record.guid)
+            if held and held + size_mb(child.size_bytes) > limit:
                 log.info("derivative_waits_for_room", held_mb=held, limit_mb=limit)
                 next_look = min(next_look, deps.clock() + _ROOM_CHECK_S)
                 continue
@@ -66,18 +67,44 @@ async def advance_derivatives(record: AssetRecord, deps: AssetDeps, *, upload_do
         elif child.state is _D.CREATED_IN_ARS and upload_done:
             await _check_upload(child, deps)
         elif child.state is _D.UPLOADED:
-            await deps.ars.synchronize(child.guid, workstation=record.workstation, pipeline=record.pipeline)
-            await _move(child, deps, _T.START_SYNC, "synchronize accepted")
+            await _synchronize(record, child, deps)
             next_look = min(next_look, deps.clock() + deps.config.processing.derivative_poll_s)
         elif child.state is _D.SYNCING:
             check = await check_in_erda(deps.ars, child.guid, {child.name: child.crc32})
+            waited = deps.clock() - child.state_since
             if check.synced:
                 await _move(child, deps, _T.CONFIRM_SYNC, "in ERDA with our CRC-32")
             elif check.problems:
                 await _move(child, deps, _T.FAIL, "ARS synchronised other bytes: " + "; ".join(check.problems))
+            elif waited > _max_sync_wait(deps):
+                await _move(child, deps, _T.FAIL, f"not in ERDA after {waited:.0f} s (ERDA failed or is stuck); the "
+                            "parent goes on without it")  # fmt: skip
             else:
+                status = await deps.ars.get_status(child.guid)
+                if status is not None and status.is_sync_failed:  # ERDA gave up: queue it again (bounded by time)
+                    await deps.ars.synchronize(child.guid, workstation=record.workstation, pipeline=record.pipeline)
                 next_look = min(next_look, deps.clock() + deps.config.processing.derivative_poll_s)
     return next_look
+
+
+def _max_sync_wait(deps: AssetDeps) -> float:
+    """How long a derivative may take to reach ERDA (re-synchronised meanwhile when ERDA fails) before it is
+    given up: the parent's own stuck limit, once per allowed re-synchronisation."""
+    return deps.config.ars.sync_stuck_after_s * (deps.config.ars.max_resyncs + 1)
+
+
+async def _synchronize(parent: AssetRecord, child: DerivativeRecord, deps: AssetDeps) -> None:
+    """Synchronize the child's share; after a crash the request may have gone through already (its share is
+    closed then): asked, never failed for it."""
+    try:
+        await deps.ars.synchronize(child.guid, workstation=parent.workstation, pipeline=parent.pipeline)
+    except ArsRejected:
+        status = await deps.ars.get_status(child.guid)
+        if status is None or status.share_allocation_mb is not None:
+            raise
+        await _move(child, deps, _T.START_SYNC, f"synchronize went through before (ARS status {status.status})")
+        return
+    await _move(child, deps, _T.START_SYNC, "synchronize accepted")
 
 
 async def _create(parent: AssetRecord, child: DerivativeRecord, deps: AssetDeps) -> None:

@@ -14,7 +14,15 @@ import msgspec
 import structlog
 
 from integration.actors._deps import AssetDeps
-from integration.errors import IllegalTransition, IntegrationError, RetriesExhausted, StaleAttempt
+from integration.errors import (
+    ConfigError,
+    GroupHeld,
+    HpcUnavailable,
+    IllegalTransition,
+    IntegrationError,
+    RetriesExhausted,
+    StaleAttempt,
+)
 from integration.state_machines import JOB_ACTIVE_STATES, JobState, JobTrigger
 from integration.store import AssetRecord, JobRecord
 
@@ -37,6 +45,10 @@ ACTOR = "job-driver"
 CALLBACK_GRACE_S = 2.0
 #: Marks a loss that is not the job's doing (the daemon stopped): its retry does not count against the limit.
 INTERRUPTED = "[interrupted]"
+#: Marks a failure of the nodes' configuration (every job would meet it): the hpc lane pauses, no count.
+CONFIG = "[config]"
+#: The runner's exit code for "this node's configuration is wrong" (it could not even report).
+EXIT_CONFIG = 2
 #: How often jobs in flight are reconciled with the executor even without news (a lost wake-up, a remote node).
 RECONCILE_S = 30.0
 
@@ -57,8 +69,10 @@ class JobsView(msgspec.Struct, frozen=True, kw_only=True):
 async def plan_jobs(record: AssetRecord, deps: AssetDeps) -> list[JobRecord]:
     """The asset's jobs, planned from its pipeline if they are not yet."""
     pipeline = deps.config.pipelines.get(record.pipeline)
-    if pipeline is None:
-        raise JobsGaveUp(f"pipeline {record.pipeline!r} is not in the configuration's [pipelines]: add it, then retry")
+    if pipeline is None:  # every asset of the pipeline meets this: hold them, fail none
+        raise GroupHeld(
+            f"pipeline {record.pipeline!r} is not in the configuration's [pipelines]: add it", group_kind="pipeline"
+        )
     groups = [[(job, deps.config.jobs[job].module) for job in group] for group in pipeline.jobs]
     return await deps.store.jobs.plan(record.guid, groups, actor=ACTOR)
 
@@ -102,8 +116,11 @@ async def _reconcile(jobs: list[JobRecord], deps: AssetDeps, now: float) -> tupl
         config = deps.config.jobs.get(job.job)
         timeout = config.timeout_s if config else 3600.0
         if view is None or view.seen == "unknown":
-            await _move(job, deps, JobTrigger.LOSE, f"{INTERRUPTED} the executor does not know it (the daemon stopped "
-                        "before it started, or the executor lost it)")  # fmt: skip
+            if job.state is JobState.SUBMITTED:  # persisted, then the daemon stopped before handing it over
+                await _move(job, deps, JobTrigger.LOSE, f"{INTERRUPTED} the executor never got it (the daemon "
+                            "stopped in between)")  # fmt: skip
+            else:
+                await _move(job, deps, JobTrigger.LOSE, "the executor no longer knows it")
         elif view.seen == "exited":
             if now - job.state_since < CALLBACK_GRACE_S and job.state is JobState.SUBMITTED:
                 next_look = min(next_look, job.state_since + CALLBACK_GRACE_S)
@@ -115,7 +132,10 @@ async def _reconcile(jobs: list[JobRecord], deps: AssetDeps, now: float) -> tupl
                 await _move(job, deps, JobTrigger.LOSE, f"it exited without reporting a result{_note(view.note)}{tail}")
             else:
                 code = f"exit code {view.exit_code}" if view.exit_code is not None else "no exit code"
-                await _move(job, deps, JobTrigger.FAIL, f"[node] it ended with {code}{_note(view.note)}{tail}")
+                blame = CONFIG if view.exit_code == EXIT_CONFIG else "[node]"
+                await _move(job, deps, JobTrigger.FAIL, f"{blame} it ended with {code}{_note(view.note)}{tail}")
+        elif job.state is not JobState.RUNNING:  # queued behind others: alive while the executor knows it
+            next_look = min(next_look, now + RECONCILE_S)
         elif now - job.state_since > timeout:
             await executor.cancel(job.key)
             tail = await _stderr(deps, job)
@@ -127,26 +147,32 @@ async def _reconcile(jobs: list[JobRecord], deps: AssetDeps, now: float) -> tupl
 
 
 async def _retry(jobs: list[JobRecord], deps: AssetDeps, now: float) -> tuple[list[JobRecord], float]:
-    """Failed and lost jobs get their next attempt after a back-off, within their retry limit; an asset's own
-    data error and an exhausted limit end the processing (JobsGaveUp)."""
+    """Failed and lost jobs get their next attempt after a back-off, within their retry limit, once the executor
+    says the old attempt is gone (never two at once); an asset's own data error and an exhausted limit end the
+    processing (JobsGaveUp); a failure every job would meet (the nodes' configuration) pauses the hpc lane."""
     next_look = math.inf
     changed = False
-    for job in jobs:
-        if job.state not in (JobState.FAILED, JobState.LOST):
-            continue
+    settled = [job for job in jobs if job.state in (JobState.FAILED, JobState.LOST)]
+    seen = await deps.executor.status([job.key for job in settled]) if settled and deps.executor else {}
+    for job in settled:
         if job.reason.startswith("[asset]"):
             raise JobsGaveUp(f"job {job.job} (attempt {job.attempt}) cannot succeed on this asset: {job.reason}")
+        view = seen.get(job.key)
+        if view is not None and view.seen in ("queued", "running"):  # still stopping: wait for it to be gone
+            next_look = min(next_look, now + 1.0)
+            continue
+        site_wide = job.reason.startswith(CONFIG)
         config = deps.config.jobs.get(job.job)
         retries = config.retries if config else 0
-        # attempts the daemon's own stop interrupted do not count against the job's limit
-        interrupted = sum(
+        # attempts the daemon's own stop interrupted, or a site-wide cause stopped, do not count
+        retries += sum(
             1
             for event in await deps.store.jobs.events(job.guid, job.job)
-            if event.trigger == JobTrigger.LOSE.value and event.reason.startswith(INTERRUPTED)
+            if event.trigger in (JobTrigger.LOSE.value, JobTrigger.FAIL.value)
+            and event.reason.startswith((INTERRUPTED, CONFIG))
         )
-        retries += interrupted
         due = job.state_since + min(deps.config.retry.max_s, deps.config.retry.initial_s * 2 ** (job.attempt - 1))
-        if job.attempt <= retries and due > now:
+        if not site_wide and job.attempt <= retries and due > now:
             next_look = min(next_look, due)
             continue
         try:
@@ -162,6 +188,13 @@ async def _retry(jobs: list[JobRecord], deps: AssetDeps, now: float) -> tuple[li
         except (StaleAttempt, IllegalTransition):
             pass  # a late callback moved it meanwhile: looked at again next time
         changed = True
+        if site_wide and not any(lane.name == "hpc" for lane in deps.lanes.probing(job.guid)):
+            # its next attempt is waiting; the asset becomes the lane's probe, every other asset waits
+            raise HpcUnavailable(
+                f"job {job.job} of {job.guid} could not run because of the nodes' configuration: "
+                f"{job.reason.removeprefix(CONFIG).strip()[:500]}",
+                guid=job.guid,
+            )
     return (await deps.store.jobs.of_asset(jobs[0].guid) if changed else jobs), next_look
 
 
@@ -174,10 +207,20 @@ async def submit_next(jobs: list[JobRecord], deps: AssetDeps) -> list[JobRecord]
         return jobs
     waiting = [job for job in jobs if job.group == group and job.state is JobState.WAITING]
     for job in waiting:
+        if job.job not in deps.config.jobs:  # renamed or removed from the configuration since it was planned
+            raise GroupHeld(
+                f"job {job.job!r} of this asset's pipeline is no longer in the configuration's "
+                "[jobs]: put it back (or finish these assets with the old configuration)",
+                group_kind="pipeline",
+            )
+        spec = spec_of(job)
         moved = await deps.store.jobs.transition(job.guid, job.job, JobTrigger.SUBMIT, attempt=job.attempt,
                                                  actor=ACTOR, reason="handed to the executor")  # fmt: skip
         try:
-            seen = await executor.submit(spec_of(moved))
+            seen = await executor.submit(spec)
+        except ConfigError as exc:  # the executor cannot start any job (its folder, its command)
+            await _move(moved, deps, JobTrigger.FAIL, f"{CONFIG} the executor cannot start jobs: {exc}")
+            continue
         except IntegrationError as exc:
             await _move(moved, deps, JobTrigger.FAIL, f"[node] the executor refused it: {exc}")
             continue

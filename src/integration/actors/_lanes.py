@@ -40,7 +40,7 @@ HealthProbe = Callable[[], Awaitable[None]]
 #: ``ars``: ARS, its file proxy and Keycloak; ``ars-space``: new share space (creates, shares opened again) —
 #: DISK_FULL pauses only this one, so uploads, synchronisation and polling go on and free space;
 #: ``intake``: the N-Drive mount; ``storage``: the local disk.
-SITE_LANES = ("ars", "ars-space", "intake", "storage")
+SITE_LANES = ("ars", "ars-space", "intake", "storage", "hpc")
 #: How long a health probe's answer is reused when many callers want to confirm the same failure at once.
 _CONFIRM_FRESH_S = 2.0
 ACTOR = "lane-prober"

@@ -11,7 +11,8 @@ class Parked(Exception):
     Not an error: it neither counts against the retry budget nor ends a wait of the asset's own.
     """
 
-    def __init__(self, due: float, reason: str) -> None:
+    def __init__(self, due: float, reason: str, *, progressed: bool = False) -> None:
         super().__init__(reason)
         self.due = due
         self.reason = reason
+        self.progressed = progressed  # the step did something (a job handed out, a result applied)

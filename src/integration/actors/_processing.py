@@ -15,6 +15,8 @@ wakes the asset sooner.
 
 from __future__ import annotations
 
+import math
+
 import msgspec
 import structlog
 
@@ -23,6 +25,7 @@ from integration.actors._derivative_steps import advance_derivatives, register_d
 from integration.actors._finalise import finalise
 from integration.actors._jobs_driver import (
     ACTOR,
+    INTERRUPTED,
     advance_jobs,
     cancel_waiting,
     current_group,
@@ -32,11 +35,18 @@ from integration.actors._jobs_driver import (
 from integration.actors._parked import Parked
 from integration.actors._results import collect_results, push_results
 from integration.domain import BarcodeView, DerivativesView
-from integration.errors import ArsConflict
-from integration.state_machines import AssetState, AssetTrigger, DerivativeState, JobState
-from integration.store import AssetRecord, JobRecord
+from integration.errors import ArsConflict, AssetWaits, IntegrationError
+from integration.state_machines import (
+    JOB_ACTIVE_STATES,
+    AssetState,
+    AssetTrigger,
+    DerivativeState,
+    JobState,
+    JobTrigger,
+)
+from integration.store import AssetRecord, DerivativeRecord, JobRecord
 
-__all__ = ["ON_HPC_STATES", "OPEN_SHARE", "PROCESSING_STATES", "processing_step"]
+__all__ = ["ON_HPC_STATES", "OPEN_SHARE", "PROCESSING_STATES", "abandon_processing", "processing_step"]
 
 log = structlog.get_logger()
 
@@ -60,8 +70,9 @@ async def processing_step(record: AssetRecord, deps: AssetDeps) -> AssetRecord:
 async def _open_share(record: AssetRecord, deps: AssetDeps) -> AssetRecord:
     store, ars, limits = deps.store, deps.ars, deps.config.processing
     if deps.executor is None:
-        raise Parked(deps.clock() + 3600.0, 'processing is off ([executor] kind = "none"): it stays synced')
-    if not record.has_intent(OPEN_SHARE):
+        raise Parked(math.inf, 'processing is off ([executor] kind = "none"): it stays synced')  # no wake-up
+    had_intent = record.has_intent(OPEN_SHARE)
+    if not had_intent:
         count, megabytes = await store.assets.load(ON_HPC_STATES)
         if count >= limits.max_assets_on_hpc or (count and megabytes + record.allocation_mb > limits.max_open_share_mb):
             raise Parked(
@@ -81,7 +92,14 @@ async def _open_share(record: AssetRecord, deps: AssetDeps) -> AssetRecord:
     except ArsConflict as exc:
         if exc.kind != "checked_out":
             raise
-        return await _share_opened(record, deps, "its share was open already")
+        if not had_intent and not await store.jobs.of_asset(record.guid):  # never ours: someone else works on it
+            await store.assets.settle_intent(record.guid, OPEN_SHARE, "refused: a share is open already", actor=ACTOR)
+            raise AssetWaits(
+                "its share is open already and not by us (someone is working on the asset in ARS): waiting until "
+                "it is closed",
+                guid=record.guid,
+            ) from exc
+        return await _share_opened(record, deps, "its share was open already (ours, from an earlier try)")
     return await _share_opened(record, deps, f"share re-opened with {share.allocated_mb} MB")
 
 
@@ -95,11 +113,13 @@ async def _share_opened(record: AssetRecord, deps: AssetDeps, reason: str) -> As
 async def _process(record: AssetRecord, deps: AssetDeps) -> AssetRecord:
     view = await advance_jobs(record, deps)
     jobs = await _apply(record, view.jobs, deps)
+    before = jobs
     upload_done = all(j.state in (JobState.DONE, JobState.CANCELLED) for j in jobs if j.module == "derivative_upload")
     next_look = min(view.next_look, await advance_derivatives(record, deps, upload_done=upload_done))
     children = await deps.store.derivatives.of_parent(record.guid)
-    if not any(c.state is DerivativeState.REGISTERED for c in children):  # the upload job needs them in ARS
+    if not _held_back(jobs, children):
         jobs = await submit_next(jobs, deps)
+    progressed = jobs != before or view.jobs != before
     group = current_group(jobs)
     if record.state is AssetState.SHARE_OPEN and (group is None or group > 0):
         return await _move(record, deps, AssetTrigger.SEND_TO_HPC, "the asset loader has its files")
@@ -111,8 +131,38 @@ async def _process(record: AssetRecord, deps: AssetDeps) -> AssetRecord:
             results = await collect_results(record, jobs, deps)
             summary = await push_results(record, results, deps)
             return await _move(record, deps, AssetTrigger.FINISH_PROCESSING, f"all jobs done; in ARS: {summary}")
-        raise Parked(next_look, f"{len(unsettled)} derivative(s) on their way to ERDA")
-    raise Parked(next_look, _waiting_for(jobs))
+        raise Parked(next_look, f"{len(unsettled)} derivative(s) on their way to ERDA", progressed=progressed)
+    raise Parked(next_look, _waiting_for(jobs), progressed=progressed)
+
+
+def _held_back(jobs: list[JobRecord], children: list[DerivativeRecord]) -> bool:
+    """Whether the next group must wait: the upload job needs every derivative created in ARS, and the clean-up
+    (which deletes the node's copies of the derivatives) every derivative in ERDA or given up."""
+    group = current_group(jobs)
+    if any(c.state is DerivativeState.REGISTERED for c in children):
+        return True
+    next_modules = {j.module for j in jobs if j.group == group and j.state is JobState.WAITING}
+    return "cleanup" in next_modules and any(c.state in _UNSETTLED for c in children)
+
+
+async def abandon_processing(guid: str, deps: AssetDeps) -> None:
+    """Before a processing asset is failed: stop its jobs in flight and close its re-opened share, so it holds
+    nothing while it waits for a human (best effort: each failure is logged; a retry starts from ARS's state)."""
+    for job in await deps.store.jobs.of_asset(guid):
+        if job.state in JOB_ACTIVE_STATES:  # failed, not cancelled: an operator's retry runs it again
+            try:
+                if deps.executor is not None:
+                    await deps.executor.cancel(job.key)
+                reason = f"{INTERRUPTED} the asset failed: this attempt was stopped"
+                await deps.store.jobs.transition(
+                    guid, job.job, JobTrigger.FAIL, attempt=job.attempt, actor=ACTOR, reason=reason
+                )
+            except IntegrationError as exc:
+                log.warning("job_not_cancelled", job_key=job.key, error=str(exc))
+    try:
+        await deps.ars.delete_share(guid)
+    except IntegrationError as exc:
+        log.warning("share_not_closed", error=str(exc))
 
 
 def _handed_out(jobs: list[JobRecord], group: int) -> bool:

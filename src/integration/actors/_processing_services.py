@@ -3,7 +3,6 @@ callback token its jobs use, and the HTTP API with /health and /metrics."""
 
 from __future__ import annotations
 
-import os
 import secrets
 import sys
 import time
@@ -20,6 +19,7 @@ from integration.adapters._atomic import write_atomically
 from integration.adapters.executors import JobSpec
 from integration.api import JobCallbacks
 from integration.config import Config
+from integration.state_machines import AssetState, JobState
 from integration.store import JobRecord, Store
 
 __all__ = ["JobCommand", "Metrics", "health_document", "metrics_text", "on_job_exit", "prepare_local_credentials"]
@@ -29,9 +29,9 @@ _STALE_BEATS = 6
 
 
 def _private_file(path: Path, text: str) -> Path:
+    """Write ``text`` to ``path`` readable by this user only, from its first byte."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomically(path, text.encode())
-    os.chmod(path, 0o600)
+    write_atomically(path, text.encode(), mode=0o600)
     return path
 
 
@@ -109,10 +109,12 @@ class Metrics:
 
 
 async def metrics_text(metrics: Metrics, *, store: Store, lanes: Lanes, callbacks: JobCallbacks) -> bytes:
-    for state, count in (await store.assets.counts_by_state()).items():
-        metrics.assets.labels(state=state).set(count)
-    for state, count in (await store.jobs.counts()).items():
-        metrics.jobs.labels(state=state).set(count)
+    assets = await store.assets.counts_by_state()
+    for asset_state in AssetState:  # every state, so one that emptied reads 0 (not its last count)
+        metrics.assets.labels(state=asset_state.value).set(assets.get(asset_state.value, 0))
+    jobs = await store.jobs.counts()
+    for job_state in JobState:
+        metrics.jobs.labels(state=job_state.value).set(jobs.get(job_state.value, 0))
     for lane in lanes.all():
         metrics.lanes.labels(lane=lane.name).set(1 if lane.paused else 0)
     metrics.callbacks.labels(outcome="applied").set(callbacks.applied)

@@ -1,11 +1,13 @@
 """Processing results back to ARS: one full-record metadata update with the barcodes (as specimens, created
 first: E3), the subject, the OCR text and any missing derivative.
 
-ARS has no ETags and its PUT replaces the whole record (ars-api §3.1.2), so the update is fetch → merge → put
-→ re-read: tags set by others are kept, and a re-read that lacks what we wrote (someone's PUT landed between
-ours and the read) raises a transient error, so the whole merge runs again after a back-off. What remains is
-documented in docs/processing.md: a foreign change to a field we also write, made between our fetch and our
-put, is lost (ARS gives no way to detect it before writing).
+ARS has no ETags and its PUT replaces the whole record (ars-api §3.1.2; absent fields are cleared). So the body
+starts from ARS's own current record (its read-only fields left out) and sets only what processing owns: the
+specimens it found are added to those attached already (a curator's stay), the subject, its own tags
+(``OWN_TAGS``; every other tag is kept), and ``ISSUE_WITH_MEDIA`` when a derivative is missing. After the PUT the
+record is read again: if what we wrote is not there (another PUT landed between ours and the read), a
+transient error makes the whole merge run again after a back-off. What remains is in docs/processing.md: a
+change by someone else made between our read and our PUT is overwritten (ARS gives no way to detect it first).
 """
 
 from __future__ import annotations
@@ -15,16 +17,24 @@ from typing import Any
 import msgspec
 import structlog
 
-from integration.actors._ars_steps import create_body
 from integration.actors._deps import AssetDeps
 from integration.domain import BarcodeView, DerivativesView, OcrView
-from integration.errors import TransientError
+from integration.errors import ArsRejected, DataError, GroupHeld, TransientError
 from integration.state_machines import DerivativeState, JobState
 from integration.store import AssetRecord, JobRecord
 
-__all__ = ["ProcessingResults", "collect_results", "push_results"]
+__all__ = ["OWN_TAGS", "READ_ONLY_FIELDS", "ProcessingResults", "collect_results", "push_results"]
 
 log = structlog.get_logger()
+
+#: Tags processing writes; every other tag on the record is left as it is.
+OWN_TAGS = ("ocr", "asset_type", "disposable_id", "barcode_needs_review", "missing_derivative")
+#: What ARS derives or keeps itself: never sent back.
+READ_ONLY_FIELDS = frozenset({
+    "events", "internal_status", "created_date", "date_metadata_updated", "date_asset_finalised", "date_asset_deleted",
+    "httpInfo", "http_info", "error_message", "error_timestamp", "multi_specimen", "writeAccess", "write_access",
+    "asset_created_by", "asset_updated_by", "date_pushed_to_specify", "specify_attachment_remarks", "updateUser",
+})  # fmt: skip
 
 
 class ProcessingResults(msgspec.Struct, frozen=True, kw_only=True):
@@ -53,23 +63,69 @@ async def collect_results(record: AssetRecord, jobs: list[JobRecord], deps: Asse
 
 async def push_results(record: AssetRecord, results: ProcessingResults, deps: AssetDeps) -> str:
     """Write ``results`` into the asset's ARS record; returns a one-line summary for its log."""
-    ars, config = deps.ars, deps.config.processing
-    current = await ars.get_asset_document(record.guid) or {}
-    body = await create_body(record, deps.store)
-    ours: dict[str, Any] = dict(body.get("tags") or {})  # type: ignore[call-overload]
-    tags: dict[str, Any] = {**(current.get("tags") or {}), **ours}
-    summary: list[str] = []
+    ars = deps.ars
+    current = await ars.get_asset_document(record.guid)
+    if current is None:
+        raise DataError(f"ARS no longer has asset {record.guid}: its results cannot be written", guid=record.guid)
     codes = results.barcode.barcodes if results.barcode else []
     for code in codes:
-        await ars.put_specimen(institution=record.institution, collection=record.collection, barcode=code,
-                               preparation_type=config.preparation_type)  # fmt: skip
-    body["asset_specimen"] = [
+        await _ensure_specimen(record, code, deps)
+    body = _merged(record, current, results, deps)
+    await ars.update_asset(record.guid, body)
+    written = await ars.get_asset_document(record.guid) or {}
+    lost = _lost(body, written, codes)
+    if lost:
+        raise TransientError(
+            f"ARS's record lacks what we just wrote ({', '.join(lost)}): someone changed it at the same time; "
+            "merging again",
+            guid=record.guid,
+        )
+    summary = [f"barcodes {', '.join(codes) or 'none'}"] if results.barcode is not None else []
+    if results.ocr is not None and results.ocr.tags_ocr.strip():
+        summary.append(f"OCR {len(results.ocr.tags_ocr.split())} words")
+    if results.missing_derivatives:
+        summary.append(f"{len(results.missing_derivatives)} derivative(s) missing")
+    return "; ".join(summary) or "nothing to add"
+
+
+async def _ensure_specimen(record: AssetRecord, code: str, deps: AssetDeps) -> None:
+    """The specimen exists with our preparation type (its other types kept: an update replaces the list)."""
+    ours = deps.config.processing.preparation_type
+    where = {"institution": record.institution, "collection": record.collection, "barcode": code}
+    found = await deps.ars.get_specimen(**where)
+    types = list((found or {}).get("preparation_types") or [])
+    if ours in types:
+        return
+    try:
+        await deps.ars.put_specimen(**where, preparation_types=[*types, ours])
+    except ArsRejected as exc:
+        if "preparation" in str(exc).lower():  # every asset of the collection would get this: hold it
+            raise GroupHeld(
+                f"ARS refuses the preparation type {ours!r} (processing.preparation_type) for {record.institution}/"
+                f"{record.collection}: {exc}",
+                group_kind="collection",
+            ) from exc
+        raise
+
+
+def _merged(
+    record: AssetRecord, current: dict[str, Any], results: ProcessingResults, deps: AssetDeps
+) -> dict[str, Any]:
+    config = deps.config.processing
+    body = {key: value for key, value in current.items() if key not in READ_ONLY_FIELDS}
+    body["asset_guid"] = record.guid
+    attached = [item for item in current.get("asset_specimen") or [] if not item.get("asset_detached")]
+    specimens = [_reference(item) for item in attached]
+    have = {(item.get("specimen") or {}).get("barcode") for item in attached}
+    codes = results.barcode.barcodes if results.barcode else []
+    specimens += [
         {"specimen": {"institution": record.institution, "collection": record.collection, "barcode": code},
          "asset_preparation_type": config.preparation_type}
-        for code in codes
+        for code in codes if code not in have
     ]  # fmt: skip
+    body["asset_specimen"] = specimens
+    tags: dict[str, str] = {str(k): str(v) for k, v in (current.get("tags") or {}).items()}
     if results.barcode is not None:
-        summary.append(f"barcodes {', '.join(codes) or 'none'}")
         subject = (results.barcode.asset_subject or "").strip().lower()
         mapped = config.subjects.get(subject, "")
         if mapped:
@@ -81,32 +137,33 @@ async def push_results(record: AssetRecord, results: ProcessingResults, deps: As
         if results.barcode.needs_review:
             tags["barcode_needs_review"] = "a barcode was read with two values: a person must look"
     if results.ocr is not None and results.ocr.tags_ocr.strip():
-        tags["ocr"] = results.ocr.tags_ocr
-        summary.append(f"OCR {len(results.ocr.tags_ocr.split())} words")
+        tags["ocr"] = results.ocr.tags_ocr.strip()
     if results.missing_derivatives:
         body["status"] = "ISSUE_WITH_MEDIA"
         tags["missing_derivative"] = "; ".join(results.missing_derivatives)[:1000]
-        summary.append(f"{len(results.missing_derivatives)} derivative(s) missing")
-    body["tags"] = {key: str(value) for key, value in tags.items()}
-    await ars.update_asset(record.guid, body)
-    written = await ars.get_asset_document(record.guid) or {}
-    lost = _lost(body, written)
-    if lost:
-        raise TransientError(
-            f"ARS's record lacks what we just wrote ({', '.join(lost)}): someone changed it at the same time; "
-            "merging again",
-            guid=record.guid,
-        )
-    return "; ".join(summary) or "nothing to add"
+    body["tags"] = tags
+    return body
 
 
-def _lost(body: dict[str, Any], written: dict[str, Any]) -> list[str]:
-    lost = [f"tags.{key}" for key, value in body["tags"].items() if (written.get("tags") or {}).get(key) != value]
-    wanted = {item["specimen"]["barcode"] for item in body["asset_specimen"]}
+def _reference(item: dict[str, Any]) -> dict[str, Any]:
+    """An attached specimen as ARS takes it back (by id, else by its barcode)."""
+    prep = item.get("asset_preparation_type")
+    if item.get("specimen_id") is not None:
+        return {"specimen_id": item["specimen_id"], "asset_preparation_type": prep}
+    return {"specimen": item.get("specimen"), "asset_preparation_type": prep}
+
+
+def _lost(body: dict[str, Any], written: dict[str, Any], codes: list[str]) -> list[str]:
+    held_tags = written.get("tags") or {}
+    lost = [
+        f"tags.{key}"
+        for key in OWN_TAGS
+        if key in body["tags"] and str(held_tags.get(key, "")).strip() != body["tags"][key].strip()
+    ]
     held = {
         (item.get("specimen") or {}).get("barcode")
         for item in written.get("asset_specimen") or []
         if not item.get("asset_detached")
     }
-    lost += [f"specimen {code}" for code in sorted(wanted - held)]
+    lost += [f"specimen {code}" for code in sorted(set(codes) - held)]
     return lost

@@ -8,11 +8,16 @@ from pathlib import Path
 __all__ = ["write_atomically"]
 
 
-def write_atomically(target: Path, data: bytes) -> None:
-    """Write ``data`` to a hidden temporary file next to ``target``, fsync, then rename it over ``target``."""
+def write_atomically(target: Path, data: bytes, *, mode: int = 0o666) -> None:
+    """Write ``data`` to a hidden temporary file next to ``target``, fsync, then rename it over ``target``.
+
+    ``mode`` (less the umask) applies from the file's creation: a secret is never readable by others, even for
+    a moment.
+    """
     temporary = target.with_name(f".{target.name}.tmp")
+    temporary.unlink(missing_ok=True)
     try:
-        with temporary.open("wb") as handle:
+        with os.fdopen(os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())

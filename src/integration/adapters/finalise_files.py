@@ -9,17 +9,9 @@ import shutil
 from collections.abc import Iterable
 from pathlib import Path
 
-import msgspec
-
 from integration.adapters._atomic import write_atomically
 
-__all__ = ["Removed", "remove_asset_copies", "write_report"]
-
-
-class Removed(msgspec.Struct, frozen=True, kw_only=True):
-    local_files: int
-    ndrive_files: int
-    session_folder_removed: bool
+__all__ = ["remove_local_copy", "remove_ndrive_copies", "write_report"]
 
 
 def write_report(folder: Path, guid: str, text: str) -> Path:
@@ -30,31 +22,37 @@ def write_report(folder: Path, guid: str, text: str) -> Path:
     return target
 
 
-def remove_asset_copies(*, local_dir: Path, storage_root: Path, ndrive_files: Iterable[Path]) -> Removed:
-    """Delete the asset's local folder (only inside ``storage_root``) and its files on the N-Drive, then the
-    N-Drive session folder if that left it empty. Files already gone are fine (a repeated finalise)."""
-    local_count = 0
+def remove_local_copy(local_dir: Path, *, storage_root: Path) -> int:
+    """Delete the asset's local folder (only inside ``storage_root``), and its ``<root>/<guid>`` folder once
+    empty; returns how many files went. A folder already gone is fine (a repeated finalise)."""
     root = storage_root.resolve()
     target = local_dir.absolute()
+    if target.exists() and root not in target.resolve().parents:
+        raise ValueError(f"refusing to remove {local_dir}: not inside the storage root {root}")
+    count = 0
     if target.exists():
-        if root not in target.resolve().parents:
-            raise ValueError(f"refusing to remove {local_dir}: not inside the storage root {root}")
-        local_count = sum(len(files) for _, _, files in os.walk(target))
+        count = sum(len(files) for _, _, files in os.walk(target))
         shutil.rmtree(target)
     guid_dir = target.parent
     if guid_dir != root and root in guid_dir.resolve().parents:
         _remove_if_empty(guid_dir)  # <root>/<guid>/delivery-N: the asset's folder goes too when empty
+    return count
+
+
+def remove_ndrive_copies(files: Iterable[Path]) -> tuple[int, bool]:
+    """Delete the asset's files on the N-Drive, then each session folder that left empty; returns (files
+    deleted, whether a folder was removed). Files already gone are fine."""
     folders: set[Path] = set()
-    ndrive_count = 0
-    for path in ndrive_files:
+    count = 0
+    for path in files:
         try:
             path.unlink()
-            ndrive_count += 1
+            count += 1
         except FileNotFoundError:
             pass
         folders.add(path.parent)
-    removed = any(_remove_if_empty(folder) for folder in folders)
-    return Removed(local_files=local_count, ndrive_files=ndrive_count, session_folder_removed=removed)
+    removed = [_remove_if_empty(folder) for folder in sorted(folders)]  # every folder, not the first only
+    return count, any(removed)
 
 
 def _remove_if_empty(folder: Path) -> bool:

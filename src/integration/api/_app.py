@@ -81,6 +81,8 @@ def decode_body(raw: bytes, kind: type[T]) -> T:
         raise CallbackError(422, str(exc)) from exc
     except msgspec.DecodeError as exc:
         raise CallbackError(422, f"the body is not JSON: {exc}") from exc
+    except (UnicodeDecodeError, RecursionError, ValueError) as exc:  # bytes that are not UTF-8, nesting too deep
+        raise CallbackError(422, f"the body cannot be read: {type(exc).__name__}") from exc
 
 
 def authenticated(deps: ApiDeps, handler: Handler) -> Callable[[Request], Awaitable[Response]]:

@@ -33,7 +33,7 @@ from integration.domain import (
     split_job_key,
 )
 from integration.errors import IllegalTransition, StaleAttempt, UnknownJob
-from integration.state_machines import JOB_ACTIVE_STATES, DerivativeState, JobTrigger
+from integration.state_machines import JOB_ACTIVE_STATES, DerivativeState, JobState, JobTrigger
 from integration.store import JobRecord, Store
 
 __all__ = ["RESULT_VIEWS", "CallbackError", "JobCallbacks"]
@@ -83,7 +83,7 @@ class JobCallbacks:
         record = await self.job(key)
         if record.key != key:
             raise CallbackError(409, f"{key} is an earlier attempt; the job is at attempt {record.attempt}")
-        if record.state not in JOB_ACTIVE_STATES:
+        if record.state not in JOB_ACTIVE_STATES and record.state is not JobState.LOST:  # a lost one is taken back
             raise CallbackError(409, f"job {key} is {record.state.value}: nothing to run")
         asset = await self._store.assets.get(record.guid)
         raw = await self._store.assets.metadata_json(record.guid)
@@ -166,12 +166,12 @@ class JobCallbacks:
         document: dict[str, Any] = msgspec.json.decode(raw, type=dict[str, Any])
         return document
 
-    async def current_key(self, guid: str, *, job: str | None = None, module: str | None = None) -> str:
-        """The key of the current attempt of the asset's job named ``job`` (or running ``module``): the original
-        API's calls carry no attempt number. CallbackError 404 when the asset has no such job."""
+    async def current(self, guid: str, *, job: str | None = None, module: str | None = None) -> JobRecord:
+        """The current attempt of the asset's job named ``job`` (or running ``module``): the original API's calls
+        carry no attempt number. CallbackError 404 when the asset has no such job."""
         for record in await self._store.jobs.of_asset(guid):
             if record.job == job or (job is None and record.module == module):
-                return record.key
+                return record
         raise CallbackError(404, f"asset {guid} has no job {job or module!r}")
 
     async def queued(self, key: str, *, executor_id: str, caller: str) -> CallbackAnswer:
@@ -182,15 +182,17 @@ class JobCallbacks:
         where = f"{body.host or 'a node'} (pid {body.pid})" if body.pid else body.host or "a node"
         if body.job_id:
             where += f" as {body.job_id}"
-        return await self._apply(key, JobTrigger.START, caller=caller, reason=f"started on {where}")
+        extra = {"executor_id": body.job_id} if body.job_id else {}
+        return await self._apply(key, JobTrigger.START, caller=caller, reason=f"started on {where}", **extra)
 
     async def finished(self, key: str, body: FinishedBody, *, caller: str) -> CallbackAnswer:
-        module = await self._module_of(key)
+        record = await self.job(key)
+        module = record.module
         view = RESULT_VIEWS.get(module)
         if view is not None:
             try:
-                msgspec.convert(body.result, view)
-            except msgspec.ValidationError as exc:
+                _check_result(msgspec.convert(body.result, view), record.guid)
+            except (msgspec.ValidationError, ValueError) as exc:
                 reason = f"its result does not validate: {exc}"
                 await self._apply(key, JobTrigger.FAIL, caller=caller, reason=reason)
                 raise CallbackError(422, f"result: {exc}") from exc
@@ -202,15 +204,6 @@ class JobCallbacks:
             result=msgspec.json.encode(body.result),
             module_version=body.module_version,
         )
-
-    async def _module_of(self, key: str) -> str:
-        """The module the job of ``key`` runs: from the configuration (no query), else from the store."""
-        try:
-            _, job, _ = split_job_key(key)
-        except ValueError as exc:
-            raise CallbackError(404, str(exc)) from exc
-        configured = self._config.jobs.get(job)
-        return configured.module if configured is not None else (await self.job(key)).module
 
     async def failed(self, key: str, body: FailedBody, *, caller: str) -> CallbackAnswer:
         reason = f"[{body.kind}] {body.reason}"
@@ -243,3 +236,13 @@ class JobCallbacks:
         log.debug("job_callback", job_key=key, trigger=trigger.value, state=moved.state.value, caller=caller)
         await self._wake(guid, f"job {job} {moved.state.value}")
         return CallbackAnswer(key=key, state=moved.state.value, applied=True)
+
+
+def _check_result(view: msgspec.Struct, guid: str) -> None:
+    """What the types cannot say: a derivatives result is about this asset, and each derivative is a new GUID."""
+    if isinstance(view, DerivativesView):
+        if view.parent_guid != guid:
+            raise ValueError(f"parent_guid {view.parent_guid!r} is not this job's asset {guid!r}")
+        made = [item.guid for item in view.derivatives]
+        if guid in made or len(set(made)) != len(made) or not all(made):
+            raise ValueError(f"derivatives: each needs a GUID of its own, other than the parent's (got {made})")

@@ -5,11 +5,13 @@ shape: 200 with ``null`` on success (also for a stale or duplicate call, which c
 decode.
 
 The original's calls carry no attempt number: each is matched to the job's current attempt by (asset GUID,
-job name). Its job names map onto our modules (``ORIGINAL_JOBS``); the original's two jobs ``cropping`` and
-``derivative`` are one job here (crop_derivatives), finished by ``update_asset(derivative, DONE)`` with the
-derivatives announced before it by ``/derivative`` + ``/derivative_file_info`` (and the failures by
-``/fail_derivative_creation``). Those announcements are kept in memory until then: after a daemon restart the
-job is run again and announces them again.
+job name, job_id): the first ``queue_job``/``start_job`` records the batch job's id, and a call naming another
+id is a late call of an earlier attempt, answered and not applied. Its job names map onto our modules
+(``ORIGINAL_JOBS``); the original's two jobs ``cropping`` and ``derivative`` are one job here
+(crop_derivatives), finished by ``update_asset(derivative, DONE)`` with the derivatives announced before it by
+``/derivative`` + ``/derivative_file_info`` (and the failures by ``/fail_derivative_creation``). Those
+announcements are kept in memory until then: after a daemon restart the job is run again and announces them
+again.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from starlette.routing import BaseRoute, Route
 
 from integration.api._jobs import CallbackError, JobCallbacks
 from integration.domain import FailedBody, FinishedBody, StartedBody
+from integration.store import JobRecord
 
 __all__ = ["ORIGINAL_JOBS", "original_routes"]
 
@@ -39,6 +42,8 @@ ORIGINAL_JOBS = {
 }
 
 _PREFIX = "/dev/api/v1"
+#: job ids that name no batch job (the original's -9 "none yet" and -1 "queue full")
+_NO_ID = frozenset({"", "-9", "-1"})
 
 
 class JobEvent(msgspec.Struct, frozen=True, kw_only=True):
@@ -113,14 +118,26 @@ def original_routes(deps: Any, authenticated: Wrap, limit: int) -> list[BaseRout
     async def body(request: Request, kind: type[Any]) -> Any:
         return decode_body(await read_body(request, limit), kind)
 
-    async def key_of(guid: str, job: str) -> str:
+    async def record_of(guid: str, job: str) -> JobRecord:
         module = ORIGINAL_JOBS.get(job)
         try:
-            return await callbacks.current_key(guid, job=job)
+            return await callbacks.current(guid, job=job)
         except CallbackError:
             if module is None:
                 raise
-            return await callbacks.current_key(guid, module=module)
+            return await callbacks.current(guid, module=module)
+
+    async def key_of(guid: str, job: str) -> str:
+        return (await record_of(guid, job)).key
+
+    async def matching_key(event: JobEvent) -> str | None:
+        """The current attempt's key, or None when ``job_id`` names another batch job (a late call of an
+        earlier attempt: answered, not applied). The first queue_job/start_job records the id."""
+        record = await record_of(event.guid, event.job_name)
+        job_id = str(event.job_id)
+        if record.executor_id and job_id not in _NO_ID and job_id != record.executor_id:
+            return None
+        return record.key
 
     def query_guid(request: Request) -> str:
         guid = request.query_params.get("asset_guid", "")
@@ -130,13 +147,17 @@ def original_routes(deps: Any, authenticated: Wrap, limit: int) -> list[BaseRout
 
     async def queue_job(request: Request, caller: str) -> Response:
         event: JobEvent = await body(request, JobEvent)
-        await callbacks.queued(await key_of(event.guid, event.job_name), executor_id=str(event.job_id), caller=caller)
+        key = await matching_key(event)
+        if key is not None:
+            await callbacks.queued(key, executor_id=str(event.job_id), caller=caller)
         return _null()
 
     async def start_job(request: Request, caller: str) -> Response:
         event: JobEvent = await body(request, JobEvent)
-        started = StartedBody(host="", job_id=str(event.job_id))
-        await callbacks.started(await key_of(event.guid, event.job_name), started, caller=caller)
+        key = await matching_key(event)
+        if key is not None:
+            job_id = "" if str(event.job_id) in _NO_ID else str(event.job_id)
+            await callbacks.started(key, StartedBody(host="", job_id=job_id), caller=caller)
         return _null()
 
     async def failed_job(request: Request, caller: str) -> Response:
@@ -146,7 +167,9 @@ def original_routes(deps: Any, authenticated: Wrap, limit: int) -> list[BaseRout
         kind: Literal["asset", "node"] = "asset" if event.fail_status == "ERROR" else "node"
         reason = event.hpc_message or f"the HPC reported {event.fail_status}"
         failed = FailedBody(reason=reason, kind=kind, stderr_tail=event.hpc_exception or "")
-        await callbacks.failed(await key_of(event.guid, event.job_name), failed, caller=caller)
+        key = await matching_key(event)
+        if key is not None:
+            await callbacks.failed(key, failed, caller=caller)
         return _null()
 
     async def finish(guid: str, job: str, result: dict[str, Any], caller: str) -> None:

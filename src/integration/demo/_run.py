@@ -110,6 +110,7 @@ def demo_emulator_settings(data_dir: Path, *, secret: str, sync_tick_s: float = 
         client_id="integration",
         client_secret=secret,
         sync_tick_s=sync_tick_s,
+        preparation_types=("slide", "pinning", "sheet"),  # herbarium sheets (processing.preparation_type)
         institutions={
             "test-institution": InstitutionSettings(
                 collections=("test-collection",), pipelines=("test-pipeline",), workstations=DEMO_WORKSTATIONS

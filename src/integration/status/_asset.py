@@ -10,7 +10,15 @@ import msgspec
 from integration.config import Config
 from integration.state_machines import DRIVERS, AssetState, Driver
 from integration.status._render import ago, stamp, wrap
-from integration.store import AssetRecord, EventRecord, Rejection, StoredFile, open_reader
+from integration.store import (
+    AssetRecord,
+    DerivativeRecord,
+    EventRecord,
+    JobRecord,
+    Rejection,
+    StoredFile,
+    open_reader,
+)
 
 __all__ = ["AssetReport", "collect_asset", "render_asset"]
 
@@ -24,7 +32,9 @@ class AssetReport(msgspec.Struct, frozen=True, kw_only=True):
     files: list[StoredFile]
     events: list[EventRecord]
     rejections: list[Rejection]
-    next_step: str
+    jobs: list[JobRecord] = []
+    derivatives: list[DerivativeRecord] = []
+    next_step: str = ""
     at: float
 
 
@@ -39,6 +49,8 @@ def collect_asset(config: Config, guid: str) -> AssetReport | list[str]:
             files=reader.files(guid),
             events=reader.events(guid, limit=_EVENTS),
             rejections=reader.rejections_of(guid),
+            jobs=reader.jobs(guid),
+            derivatives=reader.derivatives(guid),
             next_step=_next_step(record, time.time()),
             at=time.time(),
         )
@@ -99,6 +111,16 @@ def render_asset(report: AssetReport) -> str:
         lines.append(f"      {f.record.kind.value}, {f.record.size} bytes, CRC-32 {f.record.crc32:08x}, {uploaded}")
         lines += wrap(f.record.local_path, " " * 15, first="      local:   ")
         lines += wrap(f.ndrive_path, " " * 15, first="      N-Drive: ")
+    if report.jobs:
+        lines.append("  jobs:")
+    for job in report.jobs:
+        version = f", {job.module} {job.module_version}" if job.module_version else ""
+        lines.append(f"    {job.job}: {job.state.value}, attempt {job.attempt}{version} (key {job.key})")
+        if job.reason and job.state.value not in ("done", "waiting"):
+            lines += wrap(job.reason.splitlines()[0], " " * 6, first="      ")
+    for child in report.derivatives:
+        lines += wrap(f"{child.name}: {child.state.value}" + (f" — {child.reason}" if child.reason else ""),
+                      " " * 6, first="  derivative: ")  # fmt: skip
     for rejection in report.rejections:
         lines += wrap(f"#{rejection.id} {rejection.status}: {rejection.reason}", "      ", first="  rejection: ")
     lines.append(f"  events (last {len(report.events)}):")

@@ -14,7 +14,7 @@ from integration.state_machines import DerivativeState, DerivativeTrigger, apply
 from integration.store._core import insert_event
 from integration.store._thread import DatabaseThread
 
-__all__ = ["DerivativeRecord", "DerivativeRepository", "NewDerivative"]
+__all__ = ["DerivativeRecord", "DerivativeRepository", "NewDerivative", "derivatives_of"]
 
 _COLUMNS = "guid, parent, name, size_bytes, crc32, metadata_json, state, reason, state_since, created_at, updated_at"
 _KIND = "derivative"
@@ -84,7 +84,7 @@ class DerivativeRepository:
                              to_state=state.value, trigger=DerivativeTrigger.REGISTER.value,
                              reason=f"made from {parent}: {item.name}, {item.size_bytes} bytes", actor=actor,
                              at=at)  # fmt: skip
-            return _of(connection, parent)
+            return derivatives_of(connection, parent)
 
         result: list[DerivativeRecord] = await self._db.call(write)
         return result
@@ -98,7 +98,7 @@ class DerivativeRepository:
         return result
 
     async def of_parent(self, parent: str) -> list[DerivativeRecord]:
-        result: list[DerivativeRecord] = await self._db.call(lambda connection: _of(connection, parent))
+        result: list[DerivativeRecord] = await self._db.call(lambda connection: derivatives_of(connection, parent))
         return result
 
     async def transition(
@@ -129,14 +129,15 @@ class DerivativeRepository:
         moved: DerivativeRecord = await self._db.call(write)
         return moved
 
-    async def open_megabytes(self) -> int:
-        """Megabytes of derivatives created in ARS and not yet in ERDA (the derivative lane limit counts these)."""
+    async def open_megabytes(self, *, excluding_parent: str = "") -> int:
+        """Megabytes of derivatives created in ARS and not yet in ERDA (the derivative lane limit counts these),
+        those of ``excluding_parent`` left out."""
 
         def query(connection: sqlite3.Connection) -> int:
             marks = ",".join("?" * len(OPEN_STATES))
             row = connection.execute(
-                f"SELECT COALESCE(SUM(size_bytes), 0) FROM derivatives WHERE state IN ({marks})",
-                [s.value for s in OPEN_STATES],
+                f"SELECT COALESCE(SUM(size_bytes), 0) FROM derivatives WHERE state IN ({marks}) AND parent != ?",
+                [*(s.value for s in OPEN_STATES), excluding_parent],
             ).fetchone()
             return -(-int(row[0]) // 1_000_000)
 
@@ -144,6 +145,6 @@ class DerivativeRepository:
         return result
 
 
-def _of(connection: sqlite3.Connection, parent: str) -> list[DerivativeRecord]:
+def derivatives_of(connection: sqlite3.Connection, parent: str) -> list[DerivativeRecord]:
     rows = connection.execute(f"SELECT {_COLUMNS} FROM derivatives WHERE parent = ? ORDER BY guid", (parent,))
     return [_from_row(row) for row in rows]

@@ -22,7 +22,7 @@ from integration.store._core import EVENT_COLUMNS, event_from_row, insert_event
 from integration.store._records import EventRecord
 from integration.store._thread import DatabaseThread
 
-__all__ = ["JOB_COLUMNS", "JobRecord", "JobRepository", "job_key"]
+__all__ = ["JOB_COLUMNS", "JobRecord", "JobRepository", "job_key", "select_jobs"]
 
 _JOB_NAME = re.compile(r"^[a-z][a-z0-9_]*$")  # as config.JobName: no "-", so a key splits unambiguously
 _NOT_BY_TRANSITION = frozenset({JobTrigger.PLAN, JobTrigger.RETRY})  # plan() and retry() keep their rules
@@ -103,7 +103,7 @@ class JobRepository:
                                  from_state=None, to_state=state.value, trigger=JobTrigger.PLAN.value,
                                  reason=planned, actor=actor, at=at)  # fmt: skip
                     existing.add(job)
-            return _select(connection, guid)
+            return select_jobs(connection, guid)
 
         result: list[JobRecord] = await self._db.call(write)
         return result
@@ -126,7 +126,7 @@ class JobRepository:
 
     async def of_asset(self, guid: str) -> list[JobRecord]:
         """The asset's jobs, in pipeline order."""
-        result: list[JobRecord] = await self._db.call(lambda connection: _select(connection, guid))
+        result: list[JobRecord] = await self._db.call(lambda connection: select_jobs(connection, guid))
         return result
 
     async def transition(
@@ -208,7 +208,7 @@ class JobRepository:
         return moved
 
 
-def _select(connection: sqlite3.Connection, guid: str) -> list[JobRecord]:
+def select_jobs(connection: sqlite3.Connection, guid: str) -> list[JobRecord]:
     rows = connection.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE guid = ? ORDER BY grp, job", (guid,))
     return [_from_row(row) for row in rows]
 

@@ -16,7 +16,9 @@ from integration.state_machines import NEEDS_HUMAN_STATES
 from integration.store._actors import ACTOR_COLUMNS, actor_from_row
 from integration.store._assets import files_of, get_asset
 from integration.store._core import EVENT_COLUMNS, event_from_row
+from integration.store._derivatives import DerivativeRecord, derivatives_of
 from integration.store._intake import rejection_from_row
+from integration.store._jobs import JobRecord, select_jobs
 from integration.store._lanes import lane_from_row
 from integration.store._records import (
     ActorRecord,
@@ -113,6 +115,14 @@ class Reader:
     def files(self, guid: str) -> list[StoredFile]:
         """The asset's files with their local and N-Drive paths."""
         return files_of(self._c, guid)
+
+    def jobs(self, guid: str) -> list[JobRecord]:
+        """The asset's processing jobs, in pipeline order."""
+        return select_jobs(self._c, guid)
+
+    def derivatives(self, guid: str) -> list[DerivativeRecord]:
+        """The asset's derivative child assets."""
+        return derivatives_of(self._c, guid)
 
     def events(self, guid: str, *, limit: int = 200) -> list[EventRecord]:
         """The asset's last ``limit`` events, oldest first."""

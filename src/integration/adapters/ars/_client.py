@@ -211,14 +211,33 @@ class ArsClient:
         outgoing = Outgoing(method="GET", url=url, operation="get_asset", guid=guid)
         return await self._session.fetch_optional(outgoing, dict[str, Any])
 
-    async def put_specimen(self, *, institution: str, collection: str, barcode: str, preparation_type: str) -> None:
-        """Create (or update) the specimen ``barcode`` of the collection (E3: it must exist before an asset names
-        it in ``asset_specimen``). Safe to repeat."""
+    def _specimen_url(self, institution: str, collection: str, barcode: str) -> str:
         path = "/".join(segment(part) for part in (institution, "collections", collection, "specimen", barcode))
+        return f"{self._ars}/institutions/{path}"
+
+    async def get_specimen(self, *, institution: str, collection: str, barcode: str) -> dict[str, Any] | None:
+        """The specimen ``barcode`` of the collection as ARS holds it, or ``None`` when there is none (404)."""
+        url = self._specimen_url(institution, collection, barcode)
+        outgoing = Outgoing(method="GET", url=url, operation="get_specimen", target=f"{institution}/{collection}")
+
+        async def attempt(_: int) -> dict[str, Any] | None:
+            response = await self._session.send(outgoing)
+            if response.status_code == 404:
+                return None
+            return self._session.decode(response, dict[str, Any], outgoing)
+
+        return await self._session.call("get_specimen", None, attempt)
+
+    async def put_specimen(
+        self, *, institution: str, collection: str, barcode: str, preparation_types: list[str]
+    ) -> None:
+        """Create or update the specimen ``barcode`` of the collection with exactly ``preparation_types`` (E3: it
+        must exist before an asset names it in ``asset_specimen``; an update replaces the types, so pass the
+        ones it has too). Safe to repeat."""
         body = {"institution": institution, "collection": collection, "barcode": barcode,
-                "preparation_types": [preparation_type]}  # fmt: skip
-        outgoing = Outgoing(method="PUT", url=f"{self._ars}/institutions/{path}", operation="put_specimen", json=body,
-                            target=f"{institution}/{collection}")  # fmt: skip
+                "preparation_types": preparation_types}  # fmt: skip
+        outgoing = Outgoing(method="PUT", url=self._specimen_url(institution, collection, barcode),
+                            operation="put_specimen", json=body, target=f"{institution}/{collection}")  # fmt: skip
         await self._session.perform(outgoing)
 
     async def list_in_progress(self) -> list[AssetStatus]:

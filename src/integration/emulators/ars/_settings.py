@@ -105,7 +105,7 @@ class EmulatorSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown
         "FOR_DELETION",
     )
     file_formats: tuple[str, ...] = ("TIF", "JPEG", "RAW", "RAF", "CR3", "DNG", "TXT")
-    preparation_types: tuple[str, ...] = ("slide", "pinning", "sheet")
+    preparation_types: tuple[str, ...] = ("slide", "pinning")
     subjects: tuple[str, ...] = ("folder", "specimen", "label")
     issue_categories: tuple[str, ...] = ("test",)
     """Issue categories (ARS seeds none; a test server has ``test``, and issues need a registered category)."""

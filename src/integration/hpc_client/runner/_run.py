@@ -16,7 +16,14 @@ from pathlib import Path
 import msgspec
 
 from integration.domain import FailureKind
-from integration.errors import ConfigError, DataError, GroupHeld, IntegrationError, TransientError
+from integration.errors import (
+    ConfigError,
+    DataError,
+    DownloadRefused,
+    GroupHeld,
+    IntegrationError,
+    TransientError,
+)
 from integration.hpc_client.runner._ars import NodeArs
 from integration.hpc_client.runner._daemon import DaemonLink, TicketGone
 from integration.hpc_client.runner._modules import MODULES, Work
@@ -90,6 +97,10 @@ def _run(settings: RunnerSettings, link: DaemonLink) -> int:
 
 
 def _blame(exc: Exception) -> tuple[FailureKind, int]:
+    if isinstance(exc, DownloadRefused):
+        # 403: this node's ARS client lacks rights (every download would be refused); 404 and the rest: the link
+        # or the share, retried — never blamed on the image itself
+        return ("config" if exc.status_code in (401, 403, 407) else "node"), EXIT_OK
     if isinstance(exc, DataError):
         return "asset", EXIT_OK
     if isinstance(exc, ConfigError | GroupHeld):
