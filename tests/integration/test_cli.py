@@ -63,6 +63,24 @@ def test_run_refuses_a_wrong_secret_with_one_plain_line(tmp_path: Path, emulator
     assert "Traceback" not in done.stderr
 
 
+def test_run_refuses_an_unusable_token_file_and_a_taken_api_port(tmp_path: Path, emulator: int) -> None:
+    """The API's token file unreadable, or its port taken: exit 2 with one line saying which and what to do."""
+    config = write_config(tmp_path, emulator, api={"token_files": {"cluster1": str(tmp_path / "missing.token")}})
+    done = integration("run", "-c", str(config))
+    assert done.returncode == 2, done.stderr
+    assert "api.token_files.cluster1: cannot read" in done.stderr
+    assert "Traceback" not in done.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        config = write_config(tmp_path, emulator, api={"port": port})
+        done = integration("run", "-c", str(config))
+    assert done.returncode == 2, done.stderr
+    assert f"the API cannot listen on 127.0.0.1:{port}" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
 def test_run_refuses_unreachable_ars_unless_offline_ok(tmp_path: Path) -> None:
     """ARS unreachable at start-up: exit 2 suggesting --offline-ok; with it, the daemon starts with the lane paused."""
     config = write_config(tmp_path, free_port())

@@ -106,6 +106,7 @@ async def run_daemon(
     :data:`StartupCheck`).
     """
     database = Path(config.storage.database)
+    Tokens.from_files(config.api.token_files)  # unusable token files stop the start here, before anything is opened
     ars_secret = secret() if callable(secret) else secret
     with daemon_lock(database), closing(listen(config.api.host, config.api.port)) as listener:
         async with open_store(database, clock=clock) as store:

@@ -53,13 +53,13 @@ async def collect_outcomes(store: Store, generated: dict[str, str]) -> list[Asse
 
 
 def print_outcomes(outcomes: list[AssetOutcome], console: Console) -> None:
-    table = Table(title="what processing found, per asset")
-    for column in ("asset", "state", "barcode generated", "found", "OCR words", "derivatives"):
-        table.add_column(column)
+    table = Table(title="what processing found, per asset (GUID ends)")
+    for column in ("asset", "state", "barcode drawn", "read", "OCR words", "derivs"):
+        table.add_column(column, no_wrap=True)
     for item in outcomes:
-        match = "✓" if item.found == [item.generated] else "✗"
-        table.add_row(item.guid[-20:], item.state, item.generated, f"{match} {', '.join(item.found) or '-'}",
-                      str(item.ocr_words), str(item.derivatives))  # fmt: skip
+        read = "✓ same" if item.found == [item.generated] else f"✗ {', '.join(item.found) or 'none'}"
+        table.add_row(f"…{item.guid[-6:]}", item.state, item.generated, read, str(item.ocr_words),
+                      str(item.derivatives))  # fmt: skip
     console.print(table)
     right = sum(1 for item in outcomes if item.found == [item.generated])
     console.print(

@@ -104,7 +104,8 @@ def render_asset(report: AssetReport) -> str:
         first="  from:       ",
     )
     lines += wrap(r.session, " " * 14, first="  session:    ")
-    lines.append("  files:")
+    lines.append("  files:" + (" (the local and N-Drive copies were deleted once ERDA held them)"
+                               if r.state is AssetState.FINALIZED else ""))  # fmt: skip
     for f in report.files:
         uploaded = "in ARS" if f.uploaded else "not uploaded"
         lines.append(f"    {f.record.name}")
@@ -115,12 +116,14 @@ def render_asset(report: AssetReport) -> str:
         lines.append("  jobs:")
     for job in report.jobs:
         version = f", {job.module} {job.module_version}" if job.module_version else ""
-        lines.append(f"    {job.job}: {job.state.value}, attempt {job.attempt}{version} (key {job.key})")
+        lines += wrap(f"{job.job}: {job.state.value}, attempt {job.attempt}{version}", " " * 6, first="    ")
         if job.reason and job.state.value not in ("done", "waiting"):
             lines += wrap(job.reason.splitlines()[0], " " * 6, first="      ")
+        if job.state.value not in ("done", "waiting", "cancelled"):
+            lines += wrap(f"key {job.key}", " " * 6, first="      ")
     for child in report.derivatives:
-        lines += wrap(f"{child.name}: {child.state.value}" + (f" — {child.reason}" if child.reason else ""),
-                      " " * 6, first="  derivative: ")  # fmt: skip
+        why = f" — {child.reason}" if child.reason and child.state.value == "failed" else ""
+        lines += wrap(f"{child.name}: {child.state.value}{why}", " " * 6, first="  derivative: ")
     for rejection in report.rejections:
         lines += wrap(f"#{rejection.id} {rejection.status}: {rejection.reason}", "      ", first="  rejection: ")
     lines.append(f"  events (last {len(report.events)}):")
