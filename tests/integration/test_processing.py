@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import sys
+import zlib
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import tomli_w
 import trio
@@ -117,7 +119,9 @@ async def test_the_whole_pipeline_reaches_finalized(nursery: trio.Nursery, tmp_p
             ars_child = await client.get_asset(child.guid)
             assert ars_child is not None
             assert ars_child.parent_guids == (guid,)
-            assert ars.erda_bytes(child.guid, child.name)[:2] in (b"II", b"MM", b"\xff\xd8")
+            held = ars.erda_bytes(child.guid, child.name)
+            assert held[:2] in (b"II", b"MM", b"\xff\xd8")  # a TIFF or a JPEG
+            assert zlib.crc32(held) == child.crc32  # the bytes the job made, as recorded at creation
     assert _files_left(tmp_path) == []
     record = await daemon.store.assets.get(guid)
     assert record is not None
@@ -138,6 +142,15 @@ async def test_a_crash_is_retried_and_the_next_attempt_finishes(
     log = await _job_events(daemon, guid, "barcode")
     assert "exit code 3" in log
     assert "crashed on purpose" in log  # the stderr tail is in the job's log
+    async with httpx.AsyncClient(base_url=daemon.api_url) as client:
+        health = (await client.get("/health")).json()
+        assert health["healthy"] is True
+        assert {"ars", "hpc", "intake", "storage"} <= set(health["lanes"])
+        assert "dispatcher" in health["actors"]
+        metrics = (await client.get("/metrics")).text
+        assert 'integration_jobs{state="done"} 3.0' in metrics
+        assert 'integration_jobs{state="running"} 0.0' in metrics  # an emptied state reads 0
+        assert 'integration_assets{state="finalized"} 1.0' in metrics
 
 
 async def test_a_job_that_keeps_crashing_fails_the_asset_and_deletes_nothing(
