@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 import trio
 
@@ -164,3 +165,22 @@ async def test_a_job_gone_from_the_configuration_holds_the_pipeline(tmp_path: Pa
         with pytest.raises(GroupHeld, match="no longer in the configuration"):
             await submit_next(await deps.store.jobs.of_asset("g"), deps)
         assert executor.submitted == []
+
+
+async def test_a_queued_job_the_last_daemon_handed_out_does_not_use_up_an_attempt(
+    tmp_path: Path, autojump_clock: Any
+) -> None:
+    """Queued (never started) when the daemon was killed: the restarted executor does not know it. Not the job's
+    doing: retried without counting (the soak failed 310 assets before this rule)."""
+    async with harness(tmp_path, **_settings()) as h:  # retries = 0
+        executor = ScriptedExecutor()
+        deps = await _deps(h, executor)
+        await _submitted(deps)  # queued by the last daemon
+        await trio.sleep(5)
+        restarted = msgspec.structs.replace(deps, started_at=trio.current_time())
+        record = await deps.store.assets.get("g")
+        await advance_jobs(record, restarted)  # type: ignore[arg-type]
+        await trio.sleep(60)
+        await advance_jobs(record, restarted)  # type: ignore[arg-type]
+        job = await _barcode(deps)
+        assert (job.attempt, job.state) == (2, JobState.WAITING)

@@ -187,6 +187,7 @@ async def _run(
             secret_file=secret_file,
             assets_root=work_root / "assets",
         ),
+        started_at=clock(),
     )
 
     async def drive(guid: str) -> None:

@@ -29,3 +29,4 @@ class AssetDeps(msgspec.Struct, frozen=True, kw_only=True):
     clock: Callable[[], float] = time.time
     executor: Executor | None = None  # where processing jobs run (None: processing waits)
     job_spec: Callable[[JobRecord], JobSpec] | None = None  # the command of one attempt of one job
+    started_at: float = 0.0  # when this daemon started: a job handed out before it belonged to the last one

@@ -116,9 +116,11 @@ async def _reconcile(jobs: list[JobRecord], deps: AssetDeps, now: float) -> tupl
         config = deps.config.jobs.get(job.job)
         timeout = config.timeout_s if config else 3600.0
         if view is None or view.seen == "unknown":
-            if job.state is JobState.SUBMITTED:  # persisted, then the daemon stopped before handing it over
-                await _move(job, deps, JobTrigger.LOSE, f"{INTERRUPTED} the executor never got it (the daemon "
-                            "stopped in between)")  # fmt: skip
+            if job.state is JobState.SUBMITTED or job.state_since < deps.started_at:
+                # persisted, then the daemon stopped before handing it over; or queued (never started) under the
+                # last daemon, whose executor forgot it when it stopped: not the job's doing
+                await _move(job, deps, JobTrigger.LOSE, f"{INTERRUPTED} the executor does not have it: the daemon "
+                            "stopped before it ran")  # fmt: skip
             else:
                 await _move(job, deps, JobTrigger.LOSE, "the executor no longer knows it")
         elif view.seen == "exited":
