@@ -25,6 +25,7 @@ from daemon_support import (
     wait_until,
     write_session,
 )
+from integration.actors._results import WRITABLE_FIELDS
 from integration.adapters.ars import open_ars_client
 from integration.cli import app
 from integration.config import Config
@@ -371,3 +372,25 @@ async def test_a_preparation_type_ars_refuses_holds_the_collection_and_fails_not
     hold = next(lane for name, lane in daemon.lanes.holds.items() if name.startswith("hold:collection"))
     assert "preparation" in hold.reason.lower()
     assert len(_files_left(tmp_path)) == 2
+
+
+async def test_results_keep_what_others_wrote_on_the_ars_record(tmp_path: Path, ars: ArsServer) -> None:
+    """A curator's tag and MOS id set on the record before processing ends survive our full-record update,
+    next to what processing writes."""
+    guid = await _synced_without_processing(tmp_path, ars)
+    config = processing_config(tmp_path, ars, {"barcode": ["device_target"]})
+    async with open_ars_client(config.ars, config.retry, secret="test-secret") as client:
+        document = await client.get_asset_document(guid)
+        assert document is not None
+        body = {key: value for key, value in document.items() if key in WRITABLE_FIELDS}
+        await client.update_asset(guid, {**body, "tags": {**(document.get("tags") or {}), "curator": "checked"},
+                                         "mos_id": "MOS-42"})  # fmt: skip
+        async with trio.open_nursery() as second:
+            daemon = await start_daemon(second, config)
+            await wait_for_states(daemon, {"finalized": 1}, timeout=90)
+            second.cancel_scope.cancel()
+        after = await client.get_asset_document(guid)
+    assert after is not None
+    assert after["tags"]["curator"] == "checked"
+    assert after["mos_id"] == "MOS-42"
+    assert after["tags"]["asset_type"] == "device target"

@@ -30,7 +30,7 @@ from integration.actors._deps import AssetDeps
 from integration.actors._jobs_driver import JobsGaveUp
 from integration.actors._lanes import Lane
 from integration.actors._parked import Parked
-from integration.actors._processing import PROCESSING_STATES, abandon_processing, processing_step
+from integration.actors._processing import ON_HPC_STATES, PROCESSING_STATES, abandon_processing, processing_step
 from integration.adapters.ars import file_format_names
 from integration.domain import FileKind
 from integration.errors import (
@@ -61,10 +61,10 @@ _LANES: dict[AssetState, tuple[str, ...]] = {
     AssetState.INGESTED: ("ars", "ars-space", "storage"),
     AssetState.CREATED_IN_ARS: ("ars", "storage"),
     AssetState.UPLOADED: ("ars",),
-    AssetState.SYNCED: ("ars", "ars-space"),  # re-opening a share needs share space
-    AssetState.SHARE_OPEN: ("ars",),
-    AssetState.ON_HPC: ("ars",),
-    AssetState.PROCESSING: ("ars",),
+    AssetState.SYNCED: ("ars", "ars-space", "hpc"),  # re-opening a share needs share space, and jobs to run
+    AssetState.SHARE_OPEN: ("ars", "hpc"),
+    AssetState.ON_HPC: ("ars", "hpc"),
+    AssetState.PROCESSING: ("ars", "hpc"),
     AssetState.PROCESSED: ("ars", "storage", "intake"),  # finalising deletes the local and N-Drive copies
 }
 
@@ -93,12 +93,15 @@ async def drive_asset(guid: str, deps: AssetDeps) -> None:
                 return
             except JobsGaveUp as exc:
                 await _probes_answered(guid, deps, "it got an answer about the asset itself")
-                await abandon_processing(guid, deps)
                 await fail_asset(guid, deps, exc.reason, actor=ACTOR)
                 return
             except StateConflict as exc:  # another task moved it; look again
                 log.info("asset_state_moved_elsewhere", expected=exc.expected, actual=exc.actual)
+                before = record.state
                 record = await deps.store.assets.get(guid)
+                if record is not None and record.state is before:  # nothing moved it: never loop on the same step
+                    await _retry_later(guid, deps, f"a conflict without a change of state: {exc}")
+                    return
                 continue
             except InfrastructureError as exc:
                 await _site_error(guid, exc, deps)
@@ -119,8 +122,6 @@ async def drive_asset(guid: str, deps: AssetDeps) -> None:
                 return
             except (DataError, ArsRejected) as exc:
                 await _probes_answered(guid, deps, "it got an answer about the asset itself")
-                if record.state in PROCESSING_STATES:
-                    await abandon_processing(guid, deps)
                 await quarantine_asset(guid, deps, str(exc))
                 return
             except Exception as exc:
@@ -252,7 +253,8 @@ async def _park_until(guid: str, deps: AssetDeps, exc: Parked, *, began: float) 
         await deps.store.assets.update(guid, expected=record.state, wake=None, reason=exc.reason)
         return
     delay = max(0.0, exc.due - deps.clock())
-    await _again_in(record, deps, delay, exc.reason)
+    progress = {"attempts": 0, "waiting_since": None} if exc.progressed else {}  # a step forward ends a bad patch
+    await _again_in(record, deps, delay, exc.reason, **progress)
 
 
 async def _crc_mismatch(guid: str, deps: AssetDeps, exc: ArsCrcMismatch) -> None:
@@ -304,11 +306,11 @@ async def quarantine_asset(guid: str, deps: AssetDeps, reason: str) -> None:
     record = await deps.store.assets.get(guid)
     if record is None or record.state in (AssetState.QUARANTINED, AssetState.FINALIZED):
         return
-    if record.in_ars:
-        reason += f" — the asset exists in ARS; `integration retry {guid}` continues from what ARS holds"
     if record.state not in _QUARANTINABLE:  # synced in ARS already: a human looks at a failed asset instead
         await fail_asset(guid, deps, reason, actor=ACTOR)
         return
+    if record.in_ars:
+        reason += f" — the asset exists in ARS; `integration retry {guid}` continues from what ARS holds"
     log.warning("asset_quarantined", reason=reason)
     await deps.store.assets.transition(guid, AssetTrigger.QUARANTINE, expected=record.state, reason=reason, actor=ACTOR)
 
@@ -320,5 +322,7 @@ async def fail_asset(guid: str, deps: AssetDeps, reason: str, *, actor: str) -> 
         return
     if record.in_ars:
         reason += f" — the asset exists in ARS; `integration retry {guid}` continues from what ARS holds"
+    if (record.resume_state or record.state) in ON_HPC_STATES:  # it holds a share and maybe jobs: let them go
+        await abandon_processing(guid, deps)
     log.error("asset_failed", reason=reason)
     await deps.store.assets.transition(guid, AssetTrigger.FAIL, expected=record.state, reason=reason, actor=actor)

@@ -60,7 +60,7 @@ from integration.adapters.executors import LocalExecutor
 from integration.adapters.files import check_writable
 from integration.api import ApiDeps, JobCallbacks, Tokens, build_api, listen, serve_api
 from integration.config import Config
-from integration.errors import ArsUnavailable, StorageUnavailable
+from integration.errors import ArsUnavailable, ConfigError, StorageUnavailable
 from integration.state_machines import AssetState, Driver, states_driven_by
 from integration.store import Store, StoreUnavailable, daemon_lock, open_store
 
@@ -108,7 +108,7 @@ async def run_daemon(
     database = Path(config.storage.database)
     Tokens.from_files(config.api.token_files)  # unusable token files stop the start here, before anything is opened
     ars_secret = secret() if callable(secret) else secret
-    with daemon_lock(database), closing(listen(config.api.host, config.api.port)) as listener:
+    with daemon_lock(database), closing(_listen(config)) as listener:
         async with open_store(database, clock=clock) as store:
             limiter = trio.CapacityLimiter(config.concurrency.ars_connections)
             async with open_ars_client(
@@ -301,6 +301,17 @@ async def _run(
             )
         log.info("daemon_started", ndrive=config.ndrive.root, workstations=config.ndrive.workstations, api=api_url)
         task_status.started(stats)
+
+
+def _listen(config: Config) -> socket.socket:
+    """The API's listening socket; a ConfigError saying what to change when the address cannot be had."""
+    try:
+        return listen(config.api.host, config.api.port)
+    except OSError as exc:
+        raise ConfigError(
+            f"the API cannot listen on {config.api.host}:{config.api.port}: {exc.strerror or exc} (another program "
+            "has the port? set [api] port)"
+        ) from exc
 
 
 def _offer(channel: trio.MemorySendChannel[str], guid: str) -> None:

@@ -28,6 +28,8 @@ log = structlog.get_logger()
 
 ACTOR = "derivative-driver"
 _ROOM_CHECK_S = 10.0
+_IN_ARS = (DerivativeState.CREATED_IN_ARS, DerivativeState.UPLOADED, DerivativeState.SYNCING,
+           DerivativeState.SYNCED)  # fmt: skip
 _D, _T = DerivativeState, DerivativeTrigger
 
 
@@ -54,16 +56,23 @@ def _metadata_json(metadata: dict[str, object]) -> bytes:
 async def advance_derivatives(record: AssetRecord, deps: AssetDeps, *, upload_done: bool) -> float:
     """Do each derivative's next step that is due; returns when to look again (inf: nothing to wait for)."""
     next_look = math.inf
-    for child in await deps.store.derivatives.of_parent(record.guid):
+    children = await deps.store.derivatives.of_parent(record.guid)
+    registered = [c for c in children if c.state is _D.REGISTERED]
+    if registered and not any(c.state in _IN_ARS for c in children):
+        # all of a parent's set at once (its upload job needs them all), against other parents' only: a parent
+        # never holds part of its set while waiting for room, so two parents never wait for each other
+        limit = deps.config.processing.max_derivative_mb
+        held = await deps.store.derivatives.open_megabytes(excluding_parent=record.guid)
+        wanted = sum(size_mb(c.size_bytes) for c in registered)
+        if held and held + wanted > limit:
+            log.info("derivatives_wait_for_room", held_mb=held, wanted_mb=wanted, limit_mb=limit)
+            registered = []
+            next_look = min(next_look, deps.clock() + _ROOM_CHECK_S)
+    for child in registered:
+        await _create(record, child, deps)
+    for child in children:
         if child.state is _D.REGISTERED:
-            # other parents' derivatives only: a parent's own set is created together (its upload job needs all)
-            limit = deps.config.processing.max_derivative_mb
-            held = await deps.store.derivatives.open_megabytes(excluding_parent=record.guid)
-            if held and held + size_mb(child.size_bytes) > limit:
-                log.info("derivative_waits_for_room", held_mb=held, limit_mb=limit)
-                next_look = min(next_look, deps.clock() + _ROOM_CHECK_S)
-                continue
-            await _create(record, child, deps)
+            continue
         elif child.state is _D.CREATED_IN_ARS and upload_done:
             await _check_upload(child, deps)
         elif child.state is _D.UPLOADED:
@@ -82,7 +91,10 @@ async def advance_derivatives(record: AssetRecord, deps: AssetDeps, *, upload_do
             else:
                 status = await deps.ars.get_status(child.guid)
                 if status is not None and status.is_sync_failed:  # ERDA gave up: queue it again (bounded by time)
-                    await deps.ars.synchronize(child.guid, workstation=record.workstation, pipeline=record.pipeline)
+                    try:
+                        await deps.ars.synchronize(child.guid, workstation=record.workstation, pipeline=record.pipeline)
+                    except ArsRejected as exc:
+                        await _move(child, deps, _T.FAIL, f"ARS refused to synchronize it again: {exc}")
                 next_look = min(next_look, deps.clock() + deps.config.processing.derivative_poll_s)
     return next_look
 
@@ -98,10 +110,11 @@ async def _synchronize(parent: AssetRecord, child: DerivativeRecord, deps: Asset
     closed then): asked, never failed for it."""
     try:
         await deps.ars.synchronize(child.guid, workstation=parent.workstation, pipeline=parent.pipeline)
-    except ArsRejected:
+    except ArsRejected as exc:
         status = await deps.ars.get_status(child.guid)
-        if status is None or status.share_allocation_mb is not None:
-            raise
+        if status is None or status.share_allocation_mb is not None:  # this derivative's own refusal
+            await _move(child, deps, _T.FAIL, f"ARS refused to synchronize it: {exc}")
+            return
         await _move(child, deps, _T.START_SYNC, f"synchronize went through before (ARS status {status.status})")
         return
     await _move(child, deps, _T.START_SYNC, "synchronize accepted")

@@ -95,15 +95,12 @@ async def _in_thread(
     limit_s: float,
     failure: Callable[[AssetRecord, str], IntegrationError],
 ) -> T:
-    """``work`` in a worker thread, bounded by ``limit_s``; a hang or an OS error is the disk's (its lane), a
-    path outside the storage root the asset's own problem."""
+    """``work`` in a worker thread, bounded by ``limit_s``; a hang or an OS error is the disk's (its lane)."""
     try:
         with trio.fail_after(limit_s):
             return await trio.to_thread.run_sync(work, abandon_on_cancel=True)
     except trio.TooSlowError:
         raise failure(record, f"finalising {record.guid}: {what} did not finish in {limit_s:.0f} s") from None
-    except ValueError as exc:
-        raise DataError(f"finalising {record.guid}: {exc}", guid=record.guid) from exc
     except OSError as exc:
         raise failure(record, f"finalising {record.guid}: {what}: {exc}") from exc
 
@@ -115,7 +112,7 @@ def _report(record: AssetRecord, *, files_count: int, children: list[DerivativeR
         f"asset {record.guid}: finalized {time.strftime('%Y-%m-%d %H:%M:%S %Z')}",
         f"workstation {record.workstation}, session {Path(record.session).name}, pipeline {record.pipeline}",
         f"{files_count} file(s) are safe in ERDA (ARS holds them with the checksums taken when they were copied in);",
-        "so their copies on the N-Drive and on the integration server are deleted now.",
+        "their copies on the N-Drive and on the integration server are deleted with this report.",
         f"derivatives: {', '.join(c.name for c in made) or 'none'}",
     ]
     lines += [f"derivative {c.name} could not be stored: {c.reason}" for c in failed]

@@ -47,8 +47,11 @@ CALLBACK_GRACE_S = 2.0
 INTERRUPTED = "[interrupted]"
 #: Marks a failure of the nodes' configuration (every job would meet it): the hpc lane pauses, no count.
 CONFIG = "[config]"
-#: The runner's exit code for "this node's configuration is wrong" (it could not even report).
-EXIT_CONFIG = 2
+#: Exit codes that mean every job would end the same way: the runner's "this node's configuration is wrong"
+#: (2: its token or secret refused), "the daemon cannot be reached" (75: a wrong api.public_url, a firewall),
+#: and the shell's "command not found" (127: a wrong [executor] runner).
+SITE_EXIT_CODES = {2: "the node's configuration", 75: "the daemon's API unreachable from the node",
+                   127: "the runner command not found"}  # fmt: skip
 #: How often jobs in flight are reconciled with the executor even without news (a lost wake-up, a remote node).
 RECONCILE_S = 30.0
 
@@ -90,9 +93,13 @@ async def advance_jobs(record: AssetRecord, deps: AssetDeps) -> JobsView:
 
 
 async def restart_failed(record: AssetRecord, deps: AssetDeps, reason: str) -> None:
-    """An operator's retry: each failed or lost job gets one more attempt beyond its limit."""
-    for job in await deps.store.jobs.of_asset(record.guid):
-        if job.state in (JobState.FAILED, JobState.LOST):
+    """An operator's retry: each failed or lost job gets one more attempt beyond its limit — once its old
+    attempt is gone (one still stopping is left failed: the watchdog's retry takes it once it is gone)."""
+    jobs = [job for job in await deps.store.jobs.of_asset(record.guid) if job.state in (JobState.FAILED, JobState.LOST)]
+    seen = await deps.executor.status([job.key for job in jobs]) if jobs and deps.executor else {}
+    for job in jobs:
+        view = seen.get(job.key)
+        if view is None or view.seen not in ("queued", "running"):
             await deps.store.jobs.retry(job.guid, job.job, attempt=job.attempt, max_attempts=job.attempt + 1,
                                         actor=ACTOR, reason=reason)  # fmt: skip
 
@@ -134,9 +141,10 @@ async def _reconcile(jobs: list[JobRecord], deps: AssetDeps, now: float) -> tupl
                 await _move(job, deps, JobTrigger.LOSE, f"it exited without reporting a result{_note(view.note)}{tail}")
             else:
                 code = f"exit code {view.exit_code}" if view.exit_code is not None else "no exit code"
-                blame = CONFIG if view.exit_code == EXIT_CONFIG else "[node]"
+                site = SITE_EXIT_CODES.get(view.exit_code or 0)
+                blame = f"{CONFIG} ({site})" if site else "[node]"
                 await _move(job, deps, JobTrigger.FAIL, f"{blame} it ended with {code}{_note(view.note)}{tail}")
-        elif job.state is not JobState.RUNNING:  # queued behind others: alive while the executor knows it
+        elif view.seen == "queued":  # queued behind others: alive while the executor knows it
             next_look = min(next_look, now + RECONCILE_S)
         elif now - job.state_since > timeout:
             await executor.cancel(job.key)
@@ -160,7 +168,9 @@ async def _retry(jobs: list[JobRecord], deps: AssetDeps, now: float) -> tuple[li
         if job.reason.startswith("[asset]"):
             raise JobsGaveUp(f"job {job.job} (attempt {job.attempt}) cannot succeed on this asset: {job.reason}")
         view = seen.get(job.key)
-        if view is not None and view.seen in ("queued", "running"):  # still stopping: wait for it to be gone
+        if view is not None and view.seen in ("queued", "running"):  # reported failed, still running: stop it first
+            if deps.executor is not None:
+                await deps.executor.cancel(job.key)  # idempotent; the executor kills it after its grace
             next_look = min(next_look, now + 1.0)
             continue
         site_wide = job.reason.startswith(CONFIG)
@@ -188,10 +198,10 @@ async def _retry(jobs: list[JobRecord], deps: AssetDeps, now: float) -> tuple[li
                 f"cause, then `integration retry {job.guid} --reason TEXT`"
             ) from exc
         except (StaleAttempt, IllegalTransition):
-            pass  # a late callback moved it meanwhile: looked at again next time
+            continue  # a late callback moved it meanwhile: looked at again next time
         changed = True
-        if site_wide and not any(lane.name == "hpc" for lane in deps.lanes.probing(job.guid)):
-            # its next attempt is waiting; the asset becomes the lane's probe, every other asset waits
+        if site_wide:
+            # its next attempt waits; the lane pauses (or, for its probe, the probe failed): every asset waits
             raise HpcUnavailable(
                 f"job {job.job} of {job.guid} could not run because of the nodes' configuration: "
                 f"{job.reason.removeprefix(CONFIG).strip()[:500]}",

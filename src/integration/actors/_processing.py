@@ -41,6 +41,7 @@ from integration.state_machines import (
     AssetState,
     AssetTrigger,
     DerivativeState,
+    DerivativeTrigger,
     JobState,
     JobTrigger,
 )
@@ -92,14 +93,14 @@ async def _open_share(record: AssetRecord, deps: AssetDeps) -> AssetRecord:
     except ArsConflict as exc:
         if exc.kind != "checked_out":
             raise
-        if not had_intent and not await store.jobs.of_asset(record.guid):  # never ours: someone else works on it
+        if not had_intent:  # not our request: someone else works on the asset (never taken, never discarded)
             await store.assets.settle_intent(record.guid, OPEN_SHARE, "refused: a share is open already", actor=ACTOR)
             raise AssetWaits(
                 "its share is open already and not by us (someone is working on the asset in ARS): waiting until "
                 "it is closed",
                 guid=record.guid,
             ) from exc
-        return await _share_opened(record, deps, "its share was open already (ours, from an earlier try)")
+        return await _share_opened(record, deps, "its share was open already (ours: our earlier request)")
     return await _share_opened(record, deps, f"share re-opened with {share.allocated_mb} MB")
 
 
@@ -112,14 +113,14 @@ async def _share_opened(record: AssetRecord, deps: AssetDeps, reason: str) -> As
 
 async def _process(record: AssetRecord, deps: AssetDeps) -> AssetRecord:
     view = await advance_jobs(record, deps)
+    applied_before = {j.job for j in view.jobs if j.applied}
     jobs = await _apply(record, view.jobs, deps)
-    before = jobs
+    progressed = {j.job for j in jobs if j.applied} != applied_before  # a job's result arrived: real progress
     upload_done = all(j.state in (JobState.DONE, JobState.CANCELLED) for j in jobs if j.module == "derivative_upload")
     next_look = min(view.next_look, await advance_derivatives(record, deps, upload_done=upload_done))
     children = await deps.store.derivatives.of_parent(record.guid)
     if not _held_back(jobs, children):
         jobs = await submit_next(jobs, deps)
-    progressed = jobs != before or view.jobs != before
     group = current_group(jobs)
     if record.state is AssetState.SHARE_OPEN and (group is None or group > 0):
         return await _move(record, deps, AssetTrigger.SEND_TO_HPC, "the asset loader has its files")
@@ -146,10 +147,11 @@ def _held_back(jobs: list[JobRecord], children: list[DerivativeRecord]) -> bool:
 
 
 async def abandon_processing(guid: str, deps: AssetDeps) -> None:
-    """Before a processing asset is failed: stop its jobs in flight and close its re-opened share, so it holds
-    nothing while it waits for a human (best effort: each failure is logged; a retry starts from ARS's state)."""
+    """Before a processing asset is failed: stop its jobs in flight (failed, not cancelled: an operator's retry
+    runs them again), close its re-opened share and its unfinished derivatives' shares, so it holds nothing
+    while it waits for a human. Best effort: each failure is logged; a retry starts from ARS's state."""
     for job in await deps.store.jobs.of_asset(guid):
-        if job.state in JOB_ACTIVE_STATES:  # failed, not cancelled: an operator's retry runs it again
+        if job.state in JOB_ACTIVE_STATES or job.state is JobState.LOST:  # a lost one may still report
             try:
                 if deps.executor is not None:
                     await deps.executor.cancel(job.key)
@@ -159,6 +161,15 @@ async def abandon_processing(guid: str, deps: AssetDeps) -> None:
                 )
             except IntegrationError as exc:
                 log.warning("job_not_cancelled", job_key=job.key, error=str(exc))
+    for child in await deps.store.derivatives.of_parent(guid):
+        if child.state in _UNSETTLED:
+            try:
+                if child.state is not DerivativeState.REGISTERED:
+                    await deps.ars.delete_share(child.guid)
+                await deps.store.derivatives.transition(child.guid, DerivativeTrigger.FAIL, expected=child.state,
+                                                        actor=ACTOR, reason="its parent failed")  # fmt: skip
+            except IntegrationError as exc:
+                log.warning("derivative_not_closed", derivative_guid=child.guid, error=str(exc))
     try:
         await deps.ars.delete_share(guid)
     except IntegrationError as exc:

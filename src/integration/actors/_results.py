@@ -2,7 +2,7 @@
 first: E3), the subject, the OCR text and any missing derivative.
 
 ARS has no ETags and its PUT replaces the whole record (ars-api §3.1.2; absent fields are cleared). So the body
-starts from ARS's own current record (its read-only fields left out) and sets only what processing owns: the
+starts from ARS's own current record (its client-writable fields, ars-api §5.1) and sets only what processing owns: the
 specimens it found are added to those attached already (a curator's stay), the subject, its own tags
 (``OWN_TAGS``; every other tag is kept), and ``ISSUE_WITH_MEDIA`` when a derivative is missing. After the PUT the
 record is read again: if what we wrote is not there (another PUT landed between ours and the read), a
@@ -23,17 +23,20 @@ from integration.errors import ArsRejected, DataError, GroupHeld, TransientError
 from integration.state_machines import DerivativeState, JobState
 from integration.store import AssetRecord, JobRecord
 
-__all__ = ["OWN_TAGS", "READ_ONLY_FIELDS", "ProcessingResults", "collect_results", "push_results"]
+__all__ = ["OWN_TAGS", "WRITABLE_FIELDS", "ProcessingResults", "collect_results", "push_results"]
 
 log = structlog.get_logger()
 
 #: Tags processing writes; every other tag on the record is left as it is.
 OWN_TAGS = ("ocr", "asset_type", "disposable_id", "barcode_needs_review", "missing_derivative")
-#: What ARS derives or keeps itself: never sent back.
-READ_ONLY_FIELDS = frozenset({
-    "events", "internal_status", "created_date", "date_metadata_updated", "date_asset_finalised", "date_asset_deleted",
-    "httpInfo", "http_info", "error_message", "error_timestamp", "multi_specimen", "writeAccess", "write_access",
-    "asset_created_by", "asset_updated_by", "date_pushed_to_specify", "specify_attachment_remarks", "updateUser",
+#: The client-writable fields of an E3 asset (ars-api §5.1): only these are sent back, as ARS holds them.
+WRITABLE_FIELDS = frozenset({
+    "asset_guid", "asset_pid", "status", "institution", "collection", "pipeline", "workstation", "digitiser",
+    "updating_pipeline", "parent_guids", "asset_specimen", "funding", "asset_subject", "payload_type", "file_formats",
+    "asset_locked", "restricted_access", "role_restrictions", "tags", "date_asset_taken", "date_asset_finalised",
+    "date_metadata_ingested", "camera_setting_control", "metadata_version", "metadata_source", "mos_id",
+    "specify_attachment_title", "specify_attachment_remarks", "make_public", "push_to_specify",
+    "complete_digitiser_list", "issues", "legality", "external_publishers",
 })  # fmt: skip
 
 
@@ -96,8 +99,9 @@ async def _ensure_specimen(record: AssetRecord, code: str, deps: AssetDeps) -> N
     types = list((found or {}).get("preparation_types") or [])
     if ours in types:
         return
+    kept = {key: found[key] for key in ("specimen_pid", "role_restrictions") if found and found.get(key) is not None}
     try:
-        await deps.ars.put_specimen(**where, preparation_types=[*types, ours])
+        await deps.ars.put_specimen(**where, preparation_types=[*types, ours], keep=kept)
     except ArsRejected as exc:
         if "preparation" in str(exc).lower():  # every asset of the collection would get this: hold it
             raise GroupHeld(
@@ -112,8 +116,9 @@ def _merged(
     record: AssetRecord, current: dict[str, Any], results: ProcessingResults, deps: AssetDeps
 ) -> dict[str, Any]:
     config = deps.config.processing
-    body = {key: value for key, value in current.items() if key not in READ_ONLY_FIELDS}
+    body = {key: value for key, value in current.items() if key in WRITABLE_FIELDS}
     body["asset_guid"] = record.guid
+    body["updating_pipeline"] = record.pipeline  # the update event names our pipeline
     attached = [item for item in current.get("asset_specimen") or [] if not item.get("asset_detached")]
     specimens = [_reference(item) for item in attached]
     have = {(item.get("specimen") or {}).get("barcode") for item in attached}

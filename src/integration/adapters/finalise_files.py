@@ -10,6 +10,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from integration.adapters._atomic import write_atomically
+from integration.errors import DataError
 
 __all__ = ["remove_local_copy", "remove_ndrive_copies", "write_report"]
 
@@ -28,7 +29,7 @@ def remove_local_copy(local_dir: Path, *, storage_root: Path) -> int:
     root = storage_root.resolve()
     target = local_dir.absolute()
     if target.exists() and root not in target.resolve().parents:
-        raise ValueError(f"refusing to remove {local_dir}: not inside the storage root {root}")
+        raise DataError(f"refusing to remove {local_dir}: not inside the storage root {root}")
     count = 0
     if target.exists():
         count = sum(len(files) for _, _, files in os.walk(target))

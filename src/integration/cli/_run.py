@@ -49,15 +49,10 @@ def run(
         error = group.exceptions[0]
         assert isinstance(error, InfrastructureError)
         raise fail(f"refusing to start: {error.reason}") from None
-    except* ConfigError as group:  # e.g. an API token file that cannot be used
+    except* ConfigError as group:  # an API token file that cannot be used, the API's port taken
         problem = group.exceptions[0]
         assert isinstance(problem, ConfigError)
         raise fail("refusing to start: " + "; ".join(problem.problems)) from None
-    except* OSError as group:  # the API's address: in use, or not this machine's
-        raise fail(
-            f"refusing to start: the API cannot listen on {config.api.host}:{config.api.port}: "
-            f"{group.exceptions[0]} (another program has the port? set [api] port)"
-        ) from None
 
 
 def _stop_before_start(signum: int, frame: object) -> None:

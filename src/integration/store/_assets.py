@@ -486,13 +486,15 @@ class AssetRepository:
         return await self._db.call(query)
 
     async def load(self, states: Iterable[AssetState]) -> tuple[int, int]:
-        """How many assets are in ``states``, and the sum of their allocations in MB (lane-wide limits)."""
+        """How many assets are in ``states`` (or paused in one), and the sum of their allocations in MB."""
         wanted = [state.value for state in states]
 
         def query(connection: sqlite3.Connection) -> tuple[int, int]:
             marks = ",".join("?" * len(wanted))
-            row = connection.execute(
-                f"SELECT COUNT(*), COALESCE(SUM(allocation_mb), 0) FROM assets WHERE state IN ({marks})", wanted
+            row = connection.execute(  # a paused asset holds what it held when it paused
+                "SELECT COUNT(*), COALESCE(SUM(allocation_mb), 0) FROM assets WHERE state IN "
+                f"({marks}) OR (state = 'paused' AND resume_state IN ({marks}))",
+                [*wanted, *wanted],
             ).fetchone()
             return int(row[0]), int(row[1])
 

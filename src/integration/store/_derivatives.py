@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from integration.errors import StateConflict, UnknownJob
+from integration.errors import DataError, StateConflict, UnknownJob
 from integration.state_machines import DerivativeState, DerivativeTrigger, apply_derivative
 from integration.store._core import insert_event
 from integration.store._thread import DatabaseThread
@@ -69,10 +69,8 @@ class DerivativeRepository:
             for item in made:
                 owner = connection.execute("SELECT parent FROM derivatives WHERE guid = ?", (item.guid,)).fetchone()
                 if owner is not None:
-                    if owner[0] != parent:
-                        raise StateConflict(
-                            guid=item.guid, expected=f"a derivative of {parent}", actual=f"one of {owner[0]}"
-                        )
+                    if owner[0] != parent:  # the asset's own data error, never a conflict to look at again
+                        raise DataError(f"derivative GUID {item.guid} already belongs to asset {owner[0]}", guid=parent)
                     continue
                 state = apply_derivative(None, DerivativeTrigger.REGISTER, guid=item.guid)
                 connection.execute(

@@ -229,12 +229,18 @@ class ArsClient:
         return await self._session.call("get_specimen", None, attempt)
 
     async def put_specimen(
-        self, *, institution: str, collection: str, barcode: str, preparation_types: list[str]
+        self,
+        *,
+        institution: str,
+        collection: str,
+        barcode: str,
+        preparation_types: list[str],
+        keep: dict[str, Any] | None = None,
     ) -> None:
         """Create or update the specimen ``barcode`` of the collection with exactly ``preparation_types`` (E3: it
-        must exist before an asset names it in ``asset_specimen``; an update replaces the types, so pass the
-        ones it has too). Safe to repeat."""
-        body = {"institution": institution, "collection": collection, "barcode": barcode,
+        must exist before an asset names it in ``asset_specimen``). An update replaces what it is sent: pass the
+        types it has too, and in ``keep`` its ``specimen_pid`` and ``role_restrictions``. Safe to repeat."""
+        body = {**(keep or {}), "institution": institution, "collection": collection, "barcode": barcode,
                 "preparation_types": preparation_types}  # fmt: skip
         outgoing = Outgoing(method="PUT", url=self._specimen_url(institution, collection, barcode),
                             operation="put_specimen", json=body, target=f"{institution}/{collection}")  # fmt: skip
