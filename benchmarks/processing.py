@@ -271,7 +271,8 @@ def pipeline_config(root: Path, port: int, *, runner: list[str] | None) -> dict[
         "daemon": {"log_format": "json"},
         "api": {"port": 0},
         "executor": {"kind": "local", "parallel_jobs": 2, **({"runner": runner} if runner else {})},
-        "processing": {"derivative_poll_s": 0.3},
+        # the emulator seeds ARS's preparation types (slide, pinning); "sheet", our default, is not among them
+        "processing": {"derivative_poll_s": 0.3, "preparation_type": "slide"},
         "pipelines": {"test-pipeline": {"jobs": jobs if runner is None else [["barcode"]]}},
     }
     if runner is not None:
