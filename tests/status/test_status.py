@@ -140,3 +140,19 @@ async def test_a_rejection_points_to_the_folder_where_its_note_is_now(tmp_path: 
         )
     [item] = [i for i in collect_status(config).attention if i.kind == "rejection"]
     assert item.where == session.replace("/s1", "/imported_s1")
+
+
+async def test_processing_load_is_shown_next_to_its_limits(tmp_path: Path) -> None:
+    """With processing on, status shows the assets on the HPC, open-share and derivative megabytes against
+    their limits, and the jobs by state; with processing off, no such section."""
+    config = make_config(tmp_path, 1, executor={"kind": "local"}, processing={"max_assets_on_hpc": 7})
+    async with open_store(Path(config.storage.database)) as store:
+        await store.assets.record_ingested(new_asset("a"), actor="t")
+        await store.assets.transition("a", AssetTrigger.FAIL, expected=AssetState.INGESTED, reason="x", actor="t")
+        await store.assets.transition("a", AssetTrigger.RETRY_SYNCED, expected=AssetState.FAILED, reason="y", actor="t")
+        await store.assets.transition("a", AssetTrigger.OPEN_SHARE, expected=AssetState.SYNCED, reason="z", actor="t")
+        await store.jobs.plan("a", [[("barcode", "barcode")]], actor="t")
+    text = render_status(collect_status(config))
+    assert "assets on the HPC              1 / 7" in text
+    assert "jobs: waiting 1" in text
+    assert "Processing (now / limit)" not in render_status(collect_status(make_config(tmp_path, 1)))

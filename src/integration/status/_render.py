@@ -58,6 +58,14 @@ def render_status(report: StatusReport) -> str:
         lines += wrap(lane.reason, " " * 13)
     if not lanes:
         lines.append("  all open (none has ever paused)")
+    if report.processing is not None:
+        load = report.processing
+        lines += ["", "Processing (now / limit)"]
+        lines.append(f"  assets on the HPC       {load.assets_on_hpc:>8} / {load.max_assets_on_hpc}")
+        lines.append(f"  open shares (MB)        {load.open_share_mb:>8} / {load.max_open_share_mb}")
+        lines.append(f"  derivatives (MB)        {load.derivative_mb:>8} / {load.max_derivative_mb}")
+        jobs = ", ".join(f"{state} {n}" for state, n in sorted(load.jobs.items())) or "none yet"
+        lines += wrap(f"jobs: {jobs}", "    ", first="  ")
     waits = report.waits
     if waits.count:
         lines += ["", f"Waiting on their own ({waits.count}; they go on by themselves)"]

@@ -27,6 +27,7 @@ __all__ = [
     "AttentionItem",
     "DaemonReport",
     "LaneReport",
+    "ProcessingReport",
     "StatusReport",
     "WaitsReport",
     "collect_status",
@@ -96,6 +97,18 @@ class WaitsReport(msgspec.Struct, frozen=True, kw_only=True):
     longest_reason: str = ""
 
 
+class ProcessingReport(msgspec.Struct, frozen=True, kw_only=True):
+    """What the lane-wide processing limits count now, next to the limits."""
+
+    assets_on_hpc: int
+    max_assets_on_hpc: int
+    open_share_mb: int
+    max_open_share_mb: int
+    derivative_mb: int
+    max_derivative_mb: int
+    jobs: dict[str, int]
+
+
 class StatusReport(msgspec.Struct, frozen=True, kw_only=True):
     """Everything ``integration status`` shows."""
 
@@ -109,6 +122,7 @@ class StatusReport(msgspec.Struct, frozen=True, kw_only=True):
     actors: list[ActorReport]
     attention: list[AttentionItem]
     attention_total: int
+    processing: ProcessingReport | None = None  # None: processing is off ([executor] kind = "none")
 
 
 def collect_status(config: Config, *, now: float | None = None) -> StatusReport:
@@ -145,6 +159,16 @@ def collect_status(config: Config, *, now: float | None = None) -> StatusReport:
             for a in reader.actors()
         ]
         attention, total = _attention(reader, config, lanes, actors)
+        processing = None
+        if config.executor.kind != "none":
+            on_hpc = ["share_open", "on_hpc", "processing", "processed"]
+            assets_on_hpc, share_mb, derivative_mb, jobs = reader.processing_load(on_hpc)
+            limits = config.processing
+            processing = ProcessingReport(
+                assets_on_hpc=assets_on_hpc, max_assets_on_hpc=limits.max_assets_on_hpc, open_share_mb=share_mb,
+                max_open_share_mb=limits.max_open_share_mb, derivative_mb=derivative_mb,
+                max_derivative_mb=limits.max_derivative_mb, jobs=jobs,
+            )  # fmt: skip
     beats = [a.beat_at for a in actors]
     daemon = DaemonReport(
         running=pid is not None,
@@ -169,6 +193,7 @@ def collect_status(config: Config, *, now: float | None = None) -> StatusReport:
         actors=actors,
         attention=silent + attention,
         attention_total=len(silent) + total,
+        processing=processing,
     )
 
 

@@ -116,6 +116,27 @@ class Reader:
         """The asset's files with their local and N-Drive paths."""
         return files_of(self._c, guid)
 
+    def processing_load(self, states: list[str]) -> tuple[int, int, int, dict[str, int]]:
+        """(assets in ``states`` or paused in one, their allocations in MB, MB of derivatives in ARS and not yet in
+        ERDA, jobs by state): what the lane-wide limits count."""
+        marks = ",".join("?" * len(states))
+        count, megabytes = self._c.execute(
+            "SELECT COUNT(*), COALESCE(SUM(allocation_mb), 0) FROM assets WHERE state IN "
+            f"({marks}) OR (state = 'paused' AND resume_state IN ({marks}))",
+            [*states, *states],
+        ).fetchone()
+        derivative_bytes = self._c.execute(
+            "SELECT COALESCE(SUM(size_bytes), 0) FROM derivatives WHERE state IN ('created_in_ars', 'uploaded', "
+            "'syncing')"
+        ).fetchone()[0]
+        jobs = dict(self._c.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall())
+        return (
+            int(count),
+            int(megabytes),
+            -(-int(derivative_bytes) // 1_000_000),
+            {str(k): int(v) for k, v in jobs.items()},
+        )
+
     def jobs(self, guid: str) -> list[JobRecord]:
         """The asset's processing jobs, in pipeline order."""
         return select_jobs(self._c, guid)
