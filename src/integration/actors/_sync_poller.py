@@ -18,6 +18,7 @@ import math
 import structlog
 import trio
 
+from integration.actors._ars_verify import check_in_erda
 from integration.actors._asset_actor import fail_asset
 from integration.actors._deps import AssetDeps
 from integration.actors._dispatcher import Dispatcher
@@ -35,7 +36,6 @@ import msgspec
 log = structlog.get_logger()
 
 POLLER = "sync-poller"
-_SYNCHRONIZED = "SYNCHRONIZED"
 _BATCH_THRESHOLD = 4  # from this many due syncing assets on, one in-progress listing beats N status calls
 _BATCH = 500
 _CRASHES_TO_FAIL = 3  # unexpected errors checking one asset before it is failed (a human must look)
@@ -162,18 +162,11 @@ async def _confirm_if_synchronised(record: AssetRecord, deps: AssetDeps, ars_sta
     Returns False (nothing recorded) while a file is not yet synchronised; fails the asset, and returns True,
     when ARS holds other bytes than we sent or lost a file.
     """
-    held = {f.name: f for f in await deps.ars.list_files(record.guid) if not f.delete_after_sync}
-    problems = []
-    for stored in await deps.store.assets.files(record.guid):
-        if not stored.uploaded:
-            continue
-        ars_file = held.get(stored.record.name)
-        if ars_file is None:
-            problems.append(f"{stored.record.name} is missing in ARS")
-        elif ars_file.crc != stored.record.crc32:
-            problems.append(f"{stored.record.name}: ARS holds CRC-32 {ars_file.crc}, intake {stored.record.crc32}")
-        elif ars_file.sync_status != _SYNCHRONIZED:
-            return False
+    uploaded = {f.record.name: f.record.crc32 for f in await deps.store.assets.files(record.guid) if f.uploaded}
+    check = await check_in_erda(deps.ars, record.guid, uploaded)
+    if check.pending:  # a file not yet synchronised: look again later, whatever else was found
+        return False
+    problems = check.problems
     if problems:
         await fail_asset(
             record.guid, deps, "ARS synchronised but does not hold our bytes: " + "; ".join(problems), actor=POLLER
