@@ -488,17 +488,7 @@ class AssetRepository:
     async def load(self, states: Iterable[AssetState]) -> tuple[int, int]:
         """How many assets are in ``states`` (or paused in one), and the sum of their allocations in MB."""
         wanted = [state.value for state in states]
-
-        def query(connection: sqlite3.Connection) -> tuple[int, int]:
-            marks = ",".join("?" * len(wanted))
-            row = connection.execute(  # a paused asset holds what it held when it paused
-                "SELECT COUNT(*), COALESCE(SUM(allocation_mb), 0) FROM assets WHERE state IN "
-                f"({marks}) OR (state = 'paused' AND resume_state IN ({marks}))",
-                [*wanted, *wanted],
-            ).fetchone()
-            return int(row[0]), int(row[1])
-
-        result: tuple[int, int] = await self._db.call(query)
+        result: tuple[int, int] = await self._db.call(lambda connection: load_of(connection, wanted))
         return result
 
     async def counts_by_state(self, guids: Iterable[str] | None = None) -> dict[str, int]:
@@ -530,6 +520,18 @@ class AssetRepository:
             return [event_from_row(r) for r in rows]
 
         return await self._db.call(query)
+
+
+def load_of(connection: sqlite3.Connection, states: list[str]) -> tuple[int, int]:
+    """How many assets are in ``states`` (or paused in one: it holds what it held when it paused), and the sum
+    of their allocations in MB."""
+    marks = ",".join("?" * len(states))
+    row = connection.execute(
+        "SELECT COUNT(*), COALESCE(SUM(allocation_mb), 0) FROM assets WHERE state IN "
+        f"({marks}) OR (state = 'paused' AND resume_state IN ({marks}))",
+        [*states, *states],
+    ).fetchone()
+    return int(row[0]), int(row[1])
 
 
 def files_of(connection: sqlite3.Connection, guid: str) -> list[StoredFile]:

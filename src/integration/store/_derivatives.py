@@ -14,7 +14,7 @@ from integration.state_machines import DerivativeState, DerivativeTrigger, apply
 from integration.store._core import insert_event
 from integration.store._thread import DatabaseThread
 
-__all__ = ["DerivativeRecord", "DerivativeRepository", "NewDerivative", "derivatives_of"]
+__all__ = ["DerivativeRecord", "DerivativeRepository", "NewDerivative", "derivatives_of", "open_megabytes_of"]
 
 _COLUMNS = "guid, parent, name, size_bytes, crc32, metadata_json, state, reason, state_since, created_at, updated_at"
 _KIND = "derivative"
@@ -131,16 +131,18 @@ class DerivativeRepository:
         """Megabytes of derivatives created in ARS and not yet in ERDA (the derivative lane limit counts these),
         those of ``excluding_parent`` left out."""
 
-        def query(connection: sqlite3.Connection) -> int:
-            marks = ",".join("?" * len(OPEN_STATES))
-            row = connection.execute(
-                f"SELECT COALESCE(SUM(size_bytes), 0) FROM derivatives WHERE state IN ({marks}) AND parent != ?",
-                [*(s.value for s in OPEN_STATES), excluding_parent],
-            ).fetchone()
-            return -(-int(row[0]) // 1_000_000)
-
-        result: int = await self._db.call(query)
+        result: int = await self._db.call(lambda connection: open_megabytes_of(connection, excluding_parent))
         return result
+
+
+def open_megabytes_of(connection: sqlite3.Connection, excluding_parent: str = "") -> int:
+    """Megabytes (rounded up) of derivatives in ``OPEN_STATES``, those of ``excluding_parent`` left out."""
+    marks = ",".join("?" * len(OPEN_STATES))
+    row = connection.execute(
+        f"SELECT COALESCE(SUM(size_bytes), 0) FROM derivatives WHERE state IN ({marks}) AND parent != ?",
+        [*(s.value for s in OPEN_STATES), excluding_parent],
+    ).fetchone()
+    return -(-int(row[0]) // 1_000_000)
 
 
 def derivatives_of(connection: sqlite3.Connection, parent: str) -> list[DerivativeRecord]:

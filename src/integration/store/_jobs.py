@@ -22,7 +22,7 @@ from integration.store._core import EVENT_COLUMNS, event_from_row, insert_event
 from integration.store._records import EventRecord
 from integration.store._thread import DatabaseThread
 
-__all__ = ["JOB_COLUMNS", "JobRecord", "JobRepository", "job_key", "select_jobs"]
+__all__ = ["JOB_COLUMNS", "JobRecord", "JobRepository", "job_counts", "job_key", "select_jobs"]
 
 _JOB_NAME = re.compile(r"^[a-z][a-z0-9_]*$")  # as config.JobName: no "-", so a key splits unambiguously
 _NOT_BY_TRANSITION = frozenset({JobTrigger.PLAN, JobTrigger.RETRY})  # plan() and retry() keep their rules
@@ -179,12 +179,7 @@ class JobRepository:
 
     async def counts(self) -> dict[str, int]:
         """How many jobs are in each state, over all assets (for /metrics and status)."""
-
-        def query(connection: sqlite3.Connection) -> dict[str, int]:
-            rows = connection.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
-            return {str(state): int(count) for state, count in rows}
-
-        result: dict[str, int] = await self._db.call(query)
+        result: dict[str, int] = await self._db.call(job_counts)
         return result
 
     async def retry(
@@ -206,6 +201,12 @@ class JobRepository:
 
         moved: JobRecord = await self._db.call(write)
         return moved
+
+
+def job_counts(connection: sqlite3.Connection) -> dict[str, int]:
+    """How many jobs are in each state, over all assets."""
+    rows = connection.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall()
+    return {str(state): int(count) for state, count in rows}
 
 
 def select_jobs(connection: sqlite3.Connection, guid: str) -> list[JobRecord]:

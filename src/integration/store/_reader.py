@@ -14,11 +14,11 @@ from pathlib import Path
 from integration.errors import ConfigError
 from integration.state_machines import NEEDS_HUMAN_STATES
 from integration.store._actors import ACTOR_COLUMNS, actor_from_row
-from integration.store._assets import files_of, get_asset
+from integration.store._assets import files_of, get_asset, load_of
 from integration.store._core import EVENT_COLUMNS, event_from_row
-from integration.store._derivatives import DerivativeRecord, derivatives_of
+from integration.store._derivatives import DerivativeRecord, derivatives_of, open_megabytes_of
 from integration.store._intake import rejection_from_row
-from integration.store._jobs import JobRecord, select_jobs
+from integration.store._jobs import JobRecord, job_counts, select_jobs
 from integration.store._lanes import lane_from_row
 from integration.store._records import (
     ActorRecord,
@@ -118,24 +118,9 @@ class Reader:
 
     def processing_load(self, states: list[str]) -> tuple[int, int, int, dict[str, int]]:
         """(assets in ``states`` or paused in one, their allocations in MB, MB of derivatives in ARS and not yet in
-        ERDA, jobs by state): what the lane-wide limits count."""
-        marks = ",".join("?" * len(states))
-        count, megabytes = self._c.execute(
-            "SELECT COUNT(*), COALESCE(SUM(allocation_mb), 0) FROM assets WHERE state IN "
-            f"({marks}) OR (state = 'paused' AND resume_state IN ({marks}))",
-            [*states, *states],
-        ).fetchone()
-        derivative_bytes = self._c.execute(
-            "SELECT COALESCE(SUM(size_bytes), 0) FROM derivatives WHERE state IN ('created_in_ars', 'uploaded', "
-            "'syncing')"
-        ).fetchone()[0]
-        jobs = dict(self._c.execute("SELECT state, COUNT(*) FROM jobs GROUP BY state").fetchall())
-        return (
-            int(count),
-            int(megabytes),
-            -(-int(derivative_bytes) // 1_000_000),
-            {str(k): int(v) for k, v in jobs.items()},
-        )
+        ERDA, jobs by state): what the lane-wide limits count, counted as the daemon counts it."""
+        count, megabytes = load_of(self._c, states)
+        return count, megabytes, open_megabytes_of(self._c), job_counts(self._c)
 
     def jobs(self, guid: str) -> list[JobRecord]:
         """The asset's processing jobs, in pipeline order."""
