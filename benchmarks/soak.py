@@ -189,6 +189,7 @@ def harass(port: int, delivered: Delivered, stop: threading.Event, log: list[str
         (42.0, {"down": True}),
         (50.0, {"down": False}),
         (56.0, {"crc_corrupt_next": 4, "erda_fail_next": 3}),
+        (60.0, {"foreign_update_after_next_put": 6, "foreign_update_before_next_put": 4}),  # curators at work
     ]
     began = time.monotonic()
     for at, faults in schedule:

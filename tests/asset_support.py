@@ -95,7 +95,14 @@ class FakeArs:
         self._call("synchronize")
 
 
-async def record(h: Harness, guid: str, *, workstation: str = "test-workstation", local: Path | None = None) -> None:
+async def record(
+    h: Harness,
+    guid: str,
+    *,
+    workstation: str = "test-workstation",
+    local: Path | None = None,
+    taken: str = "2024-08-08T12:27:21+02:00",
+) -> None:
     """Record an ingested asset whose one image file exists locally (unless ``local`` says otherwise)."""
     path = local or (Path(h.config.storage.root) / guid / f"{guid}.tif")
     if local is None:
@@ -108,7 +115,7 @@ async def record(h: Harness, guid: str, *, workstation: str = "test-workstation"
         "pipeline_name": "test-pipeline",
         "workstation_name": workstation,
         "file_format": "tif",
-        "date_asset_taken": "2024-08-08T12:27:21+02:00",
+        "date_asset_taken": taken,
         "digitiser": "jdoe",
     }
     image = FileRecord(name=f"{guid}.tif", kind=FileKind.IMAGE, size=9, crc32=12345, local_path=str(path))

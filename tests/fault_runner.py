@@ -8,6 +8,10 @@ hang          report started, then sleep (the time limit)    silent    exit 0 wi
 invalid       report a result that does not validate         asset     report a failure blamed on the asset
 device_target report a barcode result "device target"        node      report a failure blamed on the node
 config        report a failure blamed on the node's configuration
+{"result": R} report the module result R (a JSON object)
+
+A module may instead map asset GUIDs to such lists (``"*"``: every other asset), e.g.
+``{"barcode": {"<guid>": [{"result": {...}}], "*": ["ok"]}}``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ def main() -> None:
     key = args["--job-key"]
     attempt = int(key.rsplit("-", 1)[1])
     plan = json.loads(Path(faults_file).read_text()).get(module, [])
+    if isinstance(plan, dict):
+        plan = next((steps for name, steps in plan.items() if key.startswith(f"{name}-")), plan.get("*", []))
     fault = plan[attempt - 1] if attempt <= len(plan) else "ok"
     if fault == "ok":
         os.execv(sys.executable, [sys.executable, "-m", "integration", "hpc", "run", module, *rest])
@@ -49,6 +55,9 @@ def main() -> None:
         sys.exit(0)
     if fault in ("asset", "node", "config"):
         post("failed", {"reason": f"failed on purpose ({fault})", "kind": fault})
+        sys.exit(0)
+    if isinstance(fault, dict):
+        post("finished", {"module_version": "1.0.0", "result": fault["result"]})
         sys.exit(0)
     if fault == "device_target":
         result = {"barcodes": ["DT-CHART-1"], "asset_subject": "device target", "MSO": False, "MOS": False,

@@ -25,7 +25,7 @@ from daemon_support import (
     wait_until,
     write_session,
 )
-from integration.actors._results import WRITABLE_FIELDS
+from integration.actors._ars_record import WRITABLE_FIELDS
 from integration.adapters.ars import open_ars_client
 from integration.cli import app
 from integration.config import Config
@@ -50,7 +50,7 @@ def _job(module: str, **settings: Any) -> dict[str, Any]:
 def processing_config(
     tmp_path: Path,
     ars: ArsServer,
-    faults: dict[str, list[str]] | None = None,
+    faults: dict[str, Any] | None = None,
     *,
     pipeline: list[list[str]] = SHORT,
     jobs: dict[str, dict[str, Any]] | None = None,
@@ -359,7 +359,8 @@ async def test_a_preparation_type_ars_refuses_holds_the_collection_and_fails_not
     """ARS refusing the specimens' preparation type is a problem of the whole collection (the configuration):
     the collection is held with ARS's words, no asset fails, nothing is deleted."""
     [guid] = write_session(tmp_path, "test-workstation", "s1", 1, seed=1)
-    config = processing_config(tmp_path, ars, {"barcode": ["device_target"]}, processing={"preparation_type": "bogus"})
+    faults = {"barcode": [_barcode_result(["NHMD-0001"], "specimen")]}
+    config = processing_config(tmp_path, ars, faults, processing={"preparation_type": "bogus"})
     daemon = await start_daemon(nursery, config)
 
     async def held() -> bool:
@@ -372,6 +373,40 @@ async def test_a_preparation_type_ars_refuses_holds_the_collection_and_fails_not
     hold = next(lane for name, lane in daemon.lanes.holds.items() if name.startswith("hold:collection"))
     assert "preparation" in hold.reason.lower()
     assert len(_files_left(tmp_path)) == 2
+
+
+def _barcode_result(codes: list[str], subject: str, *, disposable: str | None = None) -> dict[str, Any]:
+    """A fault-runner step that reports this barcode result."""
+    label = subject == "label"
+    return {"result": {"barcodes": codes, "asset_subject": subject, "MSO": len(codes) > 1,
+                       "MOS": disposable is not None, "label": label, "disposable": disposable}}  # fmt: skip
+
+
+async def test_a_mos_label_and_its_specimens_are_linked_through_the_pipeline(
+    nursery: trio.Nursery, tmp_path: Path, ars: ArsServer
+) -> None:
+    """A label and two specimens photographed with disposable MOS-123 on one workstation and day: all three end
+    linked in the store and share ARS's mos_id; the label's specimens are the first barcodes of the other two,
+    whichever order their results were written in; the specimens keep their own."""
+    lab, first, second = write_session(tmp_path, "test-workstation", "s1", 3, seed=1)
+    faults = {"barcode": {
+        lab: [_barcode_result(["MOS-123"], "label", disposable="MOS-123")],
+        first: [_barcode_result(["NHMD-1001", "NHMD-1002"], "specimen", disposable="MOS-123")],
+        second: [_barcode_result(["NHMD-2001"], "specimen", disposable="MOS-123")],
+    }}  # fmt: skip
+    config = processing_config(tmp_path, ars, faults)
+    daemon = await start_daemon(nursery, config)
+    await wait_for_states(daemon, {"finalized": 3}, timeout=120)
+    async with open_ars_client(config.ars, config.retry, secret="test-secret") as client:
+        documents = {guid: await client.get_asset_document(guid) for guid in (lab, first, second)}
+    specimens = {guid: sorted(s["specimen"]["barcode"] for s in doc["asset_specimen"])  # type: ignore[index]
+                 for guid, doc in documents.items()}  # fmt: skip
+    assert specimens == {lab: ["NHMD-1001", "NHMD-2001"], first: ["NHMD-1001", "NHMD-1002"], second: ["NHMD-2001"]}
+    assert len({doc["mos_id"] for doc in documents.values()}) == 1  # type: ignore[index]
+    for guid in (lab, first, second):
+        entry = await daemon.store.mos.get(guid)
+        assert entry is not None
+        assert set(entry.connections) == {lab, first, second} - {guid}
 
 
 async def test_results_keep_what_others_wrote_on_the_ars_record(tmp_path: Path, ars: ArsServer) -> None:

@@ -32,6 +32,7 @@ from integration.actors._jobs_driver import (
     restart_failed,
     submit_next,
 )
+from integration.actors._mos import link_mos
 from integration.actors._parked import Parked
 from integration.actors._results import collect_results, push_results
 from integration.domain import BarcodeView, DerivativesView
@@ -199,6 +200,7 @@ async def _apply(record: AssetRecord, jobs: list[JobRecord], deps: AssetDeps) ->
         if job.module == "barcode":
             result = msgspec.json.decode(job.result, type=BarcodeView)
             what = f"barcodes {', '.join(result.barcodes) or 'none'} ({result.asset_subject or 'no subject'})"
+            what += await link_mos(record, result, deps)
             if (result.asset_subject or "").strip().lower() == "device target":
                 dropped = await cancel_waiting(jobs, deps, "a device target: no further processing")
                 what += f"; a device target: {dropped} waiting job(s) cancelled"

@@ -13,6 +13,7 @@ from integration.store._intake import IntakeRepository
 from integration.store._jobs import JobRecord, JobRepository, job_key
 from integration.store._lanes import LaneRepository
 from integration.store._lock import CommandRunning, LockHolder, LockRole, daemon_lock, holder_of, lock_holder, lock_path
+from integration.store._mos import NOT_AVAILABLE, MosEntry, MosRepository
 from integration.store._reader import Reader, open_reader
 from integration.store._records import (
     ActorRecord,
@@ -38,6 +39,7 @@ from integration.store._wakeups import DueWake, WakeupRepository
 __all__ = [
     "KEEP",
     "MIGRATIONS",
+    "NOT_AVAILABLE",
     "ActorRecord",
     "ActorRepository",
     "AssetRecord",
@@ -57,6 +59,8 @@ __all__ = [
     "LaneRepository",
     "LockHolder",
     "LockRole",
+    "MosEntry",
+    "MosRepository",
     "NewAsset",
     "NewDerivative",
     "Reader",

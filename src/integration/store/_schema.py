@@ -229,6 +229,23 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX derivatives_by_parent ON derivatives(parent);
     CREATE INDEX derivatives_by_state ON derivatives(state);
     """,
+    # 5: the MOS table (original §3.4): assets whose images carry a disposable label barcode, linked both ways
+    #    with every other asset of the same label id (workstation, day, disposable code).
+    """
+    CREATE TABLE mos (
+        guid            TEXT PRIMARY KEY REFERENCES assets(guid),
+        institution     TEXT NOT NULL,
+        unique_label_id TEXT NOT NULL,
+        disposable_id   TEXT NOT NULL,
+        label           INTEGER NOT NULL,
+        spid            TEXT NOT NULL,
+        first_barcode   TEXT NOT NULL,
+        connections     TEXT NOT NULL,
+        created_at      REAL NOT NULL,
+        updated_at      REAL NOT NULL
+    );
+    CREATE INDEX mos_by_label_id ON mos(institution, unique_label_id);
+    """,
 )
 
 

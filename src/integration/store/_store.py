@@ -2,7 +2,8 @@
 
 ``store.assets`` (parent assets, their files and metadata), ``store.intake`` (session folders, rejections),
 ``store.lanes`` (lanes and group holds), ``store.wakeups`` (due work across entities), ``store.requests``
-(operator requests), ``store.actors`` (heartbeats) and ``store.jobs`` (processing jobs) share the generic
+(operator requests), ``store.actors`` (heartbeats), ``store.jobs`` (processing jobs), ``store.derivatives``
+(derivative child assets) and ``store.mos`` (multi-object specimen links) share the generic
 pieces of :mod:`._core`: transition + event in one transaction, intents with idempotency keys, wake-ups with a
 kind.
 """
@@ -24,6 +25,7 @@ from integration.store._derivatives import DerivativeRepository
 from integration.store._intake import IntakeRepository
 from integration.store._jobs import JobRepository
 from integration.store._lanes import LaneRepository
+from integration.store._mos import MosRepository
 from integration.store._requests import RequestRepository
 from integration.store._schema import migrate
 from integration.store._thread import DatabaseThread
@@ -52,6 +54,7 @@ class Store:
         self.actors = ActorRepository(db, clock)
         self.jobs = JobRepository(db, clock)
         self.derivatives = DerivativeRepository(db, clock)
+        self.mos = MosRepository(db, clock)
 
     async def run(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
         """Run an arbitrary function on the database thread (for tests and one-off admin queries)."""

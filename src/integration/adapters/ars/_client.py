@@ -211,6 +211,12 @@ class ArsClient:
         outgoing = Outgoing(method="GET", url=url, operation="get_asset", guid=guid)
         return await self._session.fetch_optional(outgoing, dict[str, Any])
 
+    async def list_events(self, guid: str) -> list[dict[str, Any]]:
+        """The asset's events (``GET /assetmetadata/{guid}/events``: who changed it, when, with which pipeline)."""
+        url = f"{self._ars}/assetmetadata/{segment(guid)}/events"
+        outgoing = Outgoing(method="GET", url=url, operation="list_events", guid=guid)
+        return await self._session.fetch(outgoing, list[dict[str, Any]])
+
     def _specimen_url(self, institution: str, collection: str, barcode: str) -> str:
         path = "/".join(segment(part) for part in (institution, "collections", collection, "specimen", barcode))
         return f"{self._ars}/institutions/{path}"

@@ -6,6 +6,7 @@ fault puts a wait between the two, which is how ARS behaves when the file proxy 
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 import msgspec
@@ -194,10 +195,24 @@ def update_asset(core: Core, guid: str, body: bytes, user: str) -> dict[str, Any
     if record["asset_locked"] and not asset.asset_locked:
         raise forbidden("Cannot unlock using updateAsset API, use dedicated API for unlocking")
     now = now_iso()
+    if core.take_fault("foreign_update_before_next_put"):
+        _curator_update(entry, now)
+    earlier = copy.deepcopy(record) if core.take_fault("foreign_update_after_next_put") else None
     apply_body(record, asset, specimens, now)
     record.update(date_metadata_updated=now, updateUser=user, metadata_updated_by=user)
     entry.events.append(event("UPDATE_ASSET_METADATA", user, now, asset.updating_pipeline))
+    if earlier is not None:
+        record.clear()
+        record.update(earlier)
+        _curator_update(entry, now_iso())
     return record
+
+
+def _curator_update(entry: AssetEntry, now: str) -> None:
+    """Someone else's full-record update of ``entry``: the tag ``curator_note`` set, an event by ``curator``."""
+    entry.record["tags"] = {**(entry.record.get("tags") or {}), "curator_note": "set by a curator"}
+    entry.record.update(date_metadata_updated=now, updateUser="curator", metadata_updated_by="curator")
+    entry.events.append(event("UPDATE_ASSET_METADATA", "curator", now, None))
 
 
 def get_asset(core: Core, guid: str) -> dict[str, Any] | None:

@@ -53,6 +53,13 @@ class FaultSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fi
     then commit and answer: a client with a shorter timeout has gone, yet the asset exists afterwards."""
     late_create_commit_s: NonNegFloat = 5.0
     """How long a create picked by ``late_create_commit_next`` waits before it commits."""
+    foreign_update_before_next_put: NonNegInt = 0
+    """The next N metadata updates (PUT) are preceded by a curator's update (user ``curator``) that sets the tag
+    ``curator_note``: the PUT, built from the record as it was before, replaces it (the race ARS cannot prevent;
+    its events show it)."""
+    foreign_update_after_next_put: NonNegInt = 0
+    """The next N metadata updates are followed by a curator's update built from the record as it was before
+    them (plus the tag ``curator_note``): what they wrote is overwritten."""
 
 
 class InstitutionSettings(msgspec.Struct, kw_only=True, frozen=True, forbid_unknown_fields=True):
