@@ -10,12 +10,13 @@ from typing import Any
 
 import httpx
 import pytest
+import trio
 
 from actor_support import Harness, harness
 from asset_support import guid_of, record
 from daemon_support import SECRET
 from integration.actors import AssetDeps
-from integration.actors._ars_record import replaced_updates
+from integration.actors._ars_record import WRITABLE_FIELDS, Wanted, replaced_updates, update_record
 from integration.actors._ars_steps import create_body
 from integration.actors._mos import link_mos, mos_entry
 from integration.actors._results import ProcessingResults, push_results
@@ -23,7 +24,7 @@ from integration.adapters.ars import open_ars_client
 from integration.demo import demo_emulator_settings
 from integration.domain import BarcodeView, OcrView
 from integration.emulators.ars import ArsEmulator, create_app
-from integration.errors import TransientError
+from integration.errors import ArsRejected, GroupHeld, TransientError
 from integration.store import AssetRecord
 
 
@@ -150,6 +151,44 @@ async def test_an_update_between_our_read_and_our_write_is_written_down(tmp_path
         assert "may have replaced" in note
 
 
+async def test_a_race_in_a_round_that_was_then_overwritten_is_still_written_down(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        asset = await w.asset(1)
+        w.emulator.update_faults({"foreign_update_before_next_put": 1, "foreign_update_after_next_put": 1})
+        await push_results(asset, results(specimen("NHMD-0001")), w.deps)
+        assert await w.specimens(asset.guid) == ["NHMD-0001"]  # merged again in the second round
+        assert len(await w.notes(asset.guid, "ars_race")) == 1  # the first round's race, once
+
+
+async def test_without_events_in_the_record_they_are_asked_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An ARS whose record carries no events: they are fetched from the events endpoint, before the record, and
+    a race is still found."""
+    async with world(tmp_path) as w:
+        asset = await w.asset(1)
+        real_get = w.deps.ars.get_asset_document
+        calls: list[str] = []
+
+        async def without_events(guid: str) -> dict[str, Any] | None:
+            calls.append("record")
+            found = await real_get(guid)
+            return {key: value for key, value in found.items() if key != "events"} if found else None
+
+        real_events = w.deps.ars.list_events
+
+        async def events(guid: str) -> list[dict[str, Any]]:
+            calls.append("events")
+            return await real_events(guid)
+
+        monkeypatch.setattr(w.deps.ars, "get_asset_document", without_events)
+        monkeypatch.setattr(w.deps.ars, "list_events", events)
+        w.emulator.update_faults({"foreign_update_before_next_put": 1})
+        await push_results(asset, results(specimen("NHMD-0001")), w.deps)
+        assert calls[:3] == ["record", "events", "record"]
+        assert len(await w.notes(asset.guid, "ars_race")) == 1
+
+
 async def test_a_record_overwritten_every_time_is_a_transient_error_and_works_later(tmp_path: Path) -> None:
     async with world(tmp_path) as w:
         asset = await w.asset(1)
@@ -160,23 +199,27 @@ async def test_a_record_overwritten_every_time_is_a_transient_error_and_works_la
         assert await w.specimens(asset.guid) == ["NHMD-0001"]
 
 
-def _event(user: str, at: str, pipeline: str | None = "test-pipeline") -> dict[str, Any]:
+def _event(user: str, at: str, pipeline: str | None) -> dict[str, Any]:
     return {"event": "UPDATE_ASSET_METADATA", "user": user, "timestamp": at, "pipeline": pipeline}
 
 
 def test_replaced_updates_are_the_others_not_after_ours() -> None:
-    old = [{"event": "CREATE_ASSET_METADATA", "user": "me", "timestamp": "t0", "pipeline": "test-pipeline"}]
-    mine, before, after = _event("me", "t5"), _event("curator", "t3", None), _event("curator", "t7", None)
-    assert replaced_updates(old, [*old, mine], user="me", pipeline="test-pipeline") == []
-    assert replaced_updates(old, [*old, before, mine], user="me", pipeline="test-pipeline") == [before]
-    assert replaced_updates(old, [*old, mine, after], user="me", pipeline="test-pipeline") == []
-    same = _event("curator", "t5", None)
-    assert replaced_updates(old, [*old, same, mine], user="me", pipeline="test-pipeline") == [same]
-    # our user unknown to the check (another token name): a single new update is ours; two cannot be told apart
-    assert replaced_updates(old, [*old, mine], user="other", pipeline="test-pipeline") == []
-    assert replaced_updates(old, [*old, before, mine], user="other", pipeline="test-pipeline") == [before]
+    old = [{"event": "CREATE_ASSET_METADATA", "user": "me", "timestamp": "2026-01-01T10:00:00Z", "pipeline": "p"}]
+    mine = _event("me", "2026-01-01T10:00:05Z", "p")  # Java's ISO_INSTANT leaves a zero fraction out
+    before = _event("curator", "2026-01-01T10:00:04.900Z", None)
+    after = _event("curator", "2026-01-01T10:00:05.300Z", None)  # sorts before `mine` as text, is after it
+    assert replaced_updates(old, [*old, mine], user="me", pipeline="p") == []
+    assert replaced_updates(old, [*old, before, mine], user="me", pipeline="p") == [before]
+    assert replaced_updates(old, [*old, mine, after], user="me", pipeline="p") == []
+    same = _event("curator", "2026-01-01T10:00:05.000Z", None)
+    assert replaced_updates(old, [*old, same, mine], user="me", pipeline="p") == [same]  # a tie: maybe before
+    odd = _event("curator", "yesterday", None)
+    assert replaced_updates(old, [*old, mine, odd], user="me", pipeline="p") == [odd]  # cannot tell: maybe before
+    # our user unknown to the check (another token name): a single new update is ours; of two, the later is
+    assert replaced_updates(old, [*old, mine], user="other", pipeline="p") == []
+    assert replaced_updates(old, [*old, before, mine], user="other", pipeline="p") == [before]
     # events already seen are not new, whatever their order in the answer
-    assert replaced_updates([*old, before], [mine, before, *old], user="me", pipeline="test-pipeline") == []
+    assert replaced_updates([*old, before], [mine, before, *old], user="me", pipeline="p") == []
 
 
 # --- MOS -------------------------------------------------------------------------------------------------------
@@ -265,3 +308,106 @@ async def test_a_result_without_a_disposable_code_makes_no_mos_entry(tmp_path: P
         assert await link_mos(asset, specimen("NHMD-0001"), w.deps) == ""
         assert await w.h.store.mos.get(asset.guid) is None
         assert mos_entry(asset, BarcodeView(barcodes=[], MOS=True, disposable="  "), "2024-01-01") is None
+
+
+async def test_writers_of_one_label_take_turns(tmp_path: Path) -> None:
+    """Two specimens add their barcodes to the same label at the same moment (slow ARS: each read and write
+    takes a while): both barcodes end on the label, neither write replaces the other."""
+    async with world(tmp_path) as w:
+        lab, s1, s2 = await w.asset(1), await w.asset(2), await w.asset(3)
+        await link_mos(lab, label("MOS-12"), w.deps)
+        await push_results(lab, results(label("MOS-12")), w.deps)
+        await link_mos(s1, specimen("NHMD-6001", disposable="MOS-12"), w.deps)
+        await link_mos(s2, specimen("NHMD-6002", disposable="MOS-12"), w.deps)
+        w.emulator.update_faults({"latency_ms": 30})
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(push_results, s1, results(specimen("NHMD-6001", disposable="MOS-12")), w.deps)
+            nursery.start_soon(push_results, s2, results(specimen("NHMD-6002", disposable="MOS-12")), w.deps)
+        assert sorted(await w.specimens(lab.guid)) == ["NHMD-6001", "NHMD-6002"]
+        assert await w.notes(lab.guid, "ars_race") == []
+        assert len(w.deps.ars_records) == 0  # the per-record locks are gone once unused
+
+
+async def test_what_is_wanted_is_asked_again_after_the_write(tmp_path: Path) -> None:
+    """A MOS partner links while the label's update is under way: the update sees it on its second look and
+    writes it too, instead of leaving it to nobody."""
+    async with world(tmp_path) as w:
+        asset = await w.asset(1)
+        asked: list[int] = []
+
+        async def wanted() -> Wanted:
+            asked.append(1)
+            return Wanted(specimens=("NHMD-7001",) if len(asked) == 1 else ("NHMD-7001", "NHMD-7002"))
+
+        assert await update_record(asset, wanted, w.deps)
+        assert await w.specimens(asset.guid) == ["NHMD-7001", "NHMD-7002"]
+
+
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        ArsRejected("Asset is locked", status_code=403, guid="label"),
+        GroupHeld("ARS refuses the preparation type 'sheet' for the label's collection", group_kind="collection"),
+    ],
+)
+async def test_a_label_refusing_its_update_is_noted_and_neither_fails_nor_holds_the_specimen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, refusal: Exception
+) -> None:
+    async with world(tmp_path) as w:
+        lab, s1 = await w.asset(1), await w.asset(2)
+        await link_mos(lab, label("MOS-13"), w.deps)
+        await link_mos(s1, specimen("NHMD-8001", disposable="MOS-13"), w.deps)
+        real_update = w.deps.ars.update_asset
+
+        async def refusing_label(guid: str, body: dict[str, Any]) -> None:
+            if guid == lab.guid:
+                raise refusal
+            await real_update(guid, body)
+
+        monkeypatch.setattr(w.deps.ars, "update_asset", refusing_label)
+        await push_results(s1, results(specimen("NHMD-8001", disposable="MOS-13")), w.deps)
+        assert await w.specimens(s1.guid) == ["NHMD-8001"]
+        [on_label] = await w.notes(lab.guid, "mos")
+        assert str(refusal) in on_label
+        assert await w.notes(s1.guid, "mos")
+
+
+async def test_a_rerun_with_another_result_moves_the_mos_link_and_drops_stale_tags(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        asset = await w.asset(1)
+        view = BarcodeView(barcodes=["NHMD-9001"], asset_subject="specimen", MOS=True, disposable="MOS-14",
+                           needs_review=True)  # fmt: skip
+        await link_mos(asset, view, w.deps)
+        await push_results(asset, results(view), w.deps)
+        first = await w.document(asset.guid)
+        assert first["mos_id"] == "test-workstation_2024-08-08_MOS-14"
+        assert first["tags"]["barcode_needs_review"]
+        again = specimen("NHMD-9001", disposable="MOS-15")  # an operator's retry read another disposable code
+        await link_mos(asset, again, w.deps)
+        await push_results(asset, results(again), w.deps)
+        second = await w.document(asset.guid)
+        assert second["mos_id"] == "test-workstation_2024-08-08_MOS-15"  # ours: replaced
+        assert second["tags"]["disposable_id"] == "MOS-15"
+        assert "barcode_needs_review" not in second["tags"]
+        plain = specimen("NHMD-9001")
+        assert await link_mos(asset, plain, w.deps) == "; no MOS code any more: unlinked"
+        assert await w.h.store.mos.get(asset.guid) is None
+        await push_results(asset, results(plain), w.deps)
+        third = await w.document(asset.guid)
+        assert "disposable_id" not in third["tags"]
+        assert not third["mos_id"]  # the label id we wrote is cleared
+
+
+async def test_a_curators_mos_id_stays_and_blank_codes_are_left_out(tmp_path: Path) -> None:
+    async with world(tmp_path) as w:
+        asset = await w.asset(1)
+        document = await w.document(asset.guid)
+        body = {key: value for key, value in document.items() if key in WRITABLE_FIELDS}
+        await w.deps.ars.update_asset(asset.guid, {**body, "mos_id": "curated-7"})
+        view = specimen(" NHMD-0009 ", "", "  ", disposable=" MOS-16 ")
+        await link_mos(asset, view, w.deps)
+        await push_results(asset, results(view), w.deps)
+        after = await w.document(asset.guid)
+        assert after["mos_id"] == "curated-7"
+        assert await w.specimens(asset.guid) == ["NHMD-0009"]
+        assert after["tags"]["disposable_id"] == "MOS-16"

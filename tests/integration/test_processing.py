@@ -402,11 +402,19 @@ async def test_a_mos_label_and_its_specimens_are_linked_through_the_pipeline(
     specimens = {guid: sorted(s["specimen"]["barcode"] for s in doc["asset_specimen"])  # type: ignore[index]
                  for guid, doc in documents.items()}  # fmt: skip
     assert specimens == {lab: ["NHMD-1001", "NHMD-2001"], first: ["NHMD-1001", "NHMD-1002"], second: ["NHMD-2001"]}
-    assert len({doc["mos_id"] for doc in documents.values()}) == 1  # type: ignore[index]
+    day = json.loads(await daemon.store.assets.metadata_json(lab) or b"{}")["date_asset_taken"][:10]
+    assert {doc["mos_id"] for doc in documents.values()} == {f"test-workstation_{day}_MOS-123"}  # type: ignore[index]
     for guid in (lab, first, second):
         entry = await daemon.store.mos.get(guid)
         assert entry is not None
         assert set(entry.connections) == {lab, first, second} - {guid}
+    code, shown = run_cli("status", "-c", str(tmp_path / "config.toml"), lab)
+    assert code == 0, shown
+    mos_line = " ".join(shown.split("MOS:", 1)[1].split("\n  events")[0].split())
+    assert mos_line.startswith(f"label id {entry.unique_label_id} (the label); linked with")
+    assert first in mos_line
+    assert second in mos_line
+    assert max(len(line) for line in shown.splitlines()) <= 80
 
 
 async def test_results_keep_what_others_wrote_on_the_ars_record(tmp_path: Path, ars: ArsServer) -> None:

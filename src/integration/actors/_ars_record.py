@@ -15,8 +15,10 @@ ARS's own current record (its client-writable fields) with only what we own set 
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -52,6 +54,8 @@ class Wanted(msgspec.Struct, frozen=True, kw_only=True):
     tags: dict[str, str] = {}  # tags to set (other tags kept)
     fields: dict[str, str] = {}  # top-level fields to set
     fields_if_empty: dict[str, str] = {}  # top-level fields to set only when the record has none (a curator's stays)
+    ours_if: dict[str, str] = {}  # field -> a regular expression: a value matching it was written by us, replaceable
+    drop_tags: tuple[str, ...] = ()  # tags of ours that no longer apply (a later result says otherwise)
 
 
 def _same(held: Any, value: str) -> bool:
@@ -66,12 +70,21 @@ def _attached(record: dict[str, Any]) -> set[str]:
     }
 
 
-def missing_from(record: dict[str, Any], wanted: Wanted) -> list[str]:
-    """What of ``wanted`` the ARS ``record`` does not hold (empty: nothing to write)."""
+def _settable(record: dict[str, Any], key: str, wanted: Wanted) -> bool:
+    """Whether ``fields_if_empty[key]`` may be written: the record has no value, or one we wrote before."""
+    held = str(record.get(key) or "")
+    return not held or (key in wanted.ours_if and re.fullmatch(wanted.ours_if[key], held) is not None)
+
+
+def missing_from(record: dict[str, Any], wanted: Wanted, *, removals: bool = True) -> list[str]:
+    """What of ``wanted`` the ARS ``record`` does not hold (empty: nothing to write); ``removals=False`` leaves
+    tags still to be removed out (after our write: an ARS that keeps them must not make us write forever)."""
     tags = record.get("tags") or {}
     missing = [f"tags.{key}" for key, value in wanted.tags.items() if not _same(tags.get(key), value)]
     missing += [key for key, value in wanted.fields.items() if not _same(record.get(key), value)]
-    missing += [key for key, value in wanted.fields_if_empty.items() if not record.get(key)]
+    missing += [key for key, value in wanted.fields_if_empty.items() if _settable(record, key, wanted)
+                and not _same(record.get(key), value)]  # fmt: skip
+    missing += [f"tags.{key} (to be removed)" for key in wanted.drop_tags if removals and key in tags]
     held = _attached(record)
     missing += [f"specimen {code}" for code in wanted.specimens if code not in held]
     return missing
@@ -98,42 +111,58 @@ def merged(target: AssetRecord, current: dict[str, Any], wanted: Wanted, prepara
         for code in dict.fromkeys(wanted.specimens) if code not in have
     ]  # fmt: skip
     body.update(wanted.fields)
-    body.update({key: value for key, value in wanted.fields_if_empty.items() if not current.get(key)})
-    tags = {str(k): str(v) for k, v in (current.get("tags") or {}).items()}
+    body.update({key: value for key, value in wanted.fields_if_empty.items() if _settable(current, key, wanted)})
+    tags = {str(k): str(v) for k, v in (current.get("tags") or {}).items() if k not in wanted.drop_tags}
     body["tags"] = {**tags, **wanted.tags}
     return body
 
 
 async def update_record(target: AssetRecord, wanted: Callable[[], Awaitable[Wanted]], deps: AssetDeps) -> bool:
     """Bring ``target``'s ARS record to hold what ``wanted()`` returns (asked again after each write, so it may
-    grow); returns whether anything was written. Raises ``DataError`` when ARS no longer has the asset,
+    grow); returns whether anything was written. One update per record at a time in this daemon (the asset's own
+    results and its MOS partners' barcodes take turns). Raises ``DataError`` when ARS no longer has the asset,
     ``TransientError`` when other writers overwrite ours ``MERGE_ROUNDS`` times in a row, ``GroupHeld`` when ARS
     refuses the preparation type, and what the ARS client raises."""
+    async with deps.ars_records.hold(target.guid):  # never nested: a trio.Lock is not re-entrant
+        return await _update(target, wanted, deps)
+
+
+async def _update(target: AssetRecord, wanted: Callable[[], Awaitable[Wanted]], deps: AssetDeps) -> bool:
     ensured: set[str] = set()
     missing: list[str] = []
+    noted: set[tuple[str, ...]] = set()
     for _ in range(MERGE_ROUNDS):
         want = await wanted()
         for code in want.specimens:
             if code not in ensured:
                 await _ensure_specimen(target, code, deps)
                 ensured.add(code)
-        current = await _document(target.guid, deps)
+        current, before = await _read(target.guid, deps)
         if not missing_from(current, want):
             return bool(missing)  # written in an earlier round (or by an earlier run of this step)
-        before = await _events(target.guid, current, deps)
         await deps.ars.update_asset(target.guid, merged(target, current, want, deps.config.processing.preparation_type))
-        written = await _document(target.guid, deps)
-        missing = missing_from(written, await wanted())
-        if missing:
-            log.warning("ars_record_overwritten", target_guid=target.guid, missing=missing)
-            continue
-        await _note_races(target, before, await _events(target.guid, written, deps), deps)
-        return True
+        written, after = await _read(target.guid, deps)
+        await _note_races(target, before, after, noted, deps)  # also in a round that is overwritten afterwards
+        missing = missing_from(written, await wanted(), removals=False)
+        if not missing:
+            return True
+        log.warning("ars_record_overwritten", target_guid=target.guid, missing=missing)
     raise TransientError(
         f"ARS's record of {target.guid} lost what we wrote ({', '.join(missing)}) {MERGE_ROUNDS} times in a row: "
         "someone changes it at the same time; merging again later",
         guid=target.guid,
     )
+
+
+async def _read(guid: str, deps: AssetDeps) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The record and its events as of (no later than) that read: without events in the record, they are asked
+    first and the record read again, so an update between the two is never taken as seen already."""
+    document = await _document(guid, deps)
+    events = document.get("events")
+    if isinstance(events, list):
+        return document, events
+    events = await deps.ars.list_events(guid)
+    return await _document(guid, deps), events
 
 
 async def _document(guid: str, deps: AssetDeps) -> dict[str, Any]:
@@ -171,9 +200,21 @@ def _key(event: dict[str, Any]) -> tuple[str, ...]:
     return tuple(str(event.get(name)) for name in ("event", "timestamp", "user", "pipeline"))
 
 
-async def _events(guid: str, document: dict[str, Any], deps: AssetDeps) -> list[dict[str, Any]]:
-    events = document.get("events")
-    return events if isinstance(events, list) else await deps.ars.list_events(guid)
+def _instant(event: dict[str, Any]) -> datetime | str:
+    """The event's time, parsed (ARS leaves zero fractions out, so text does not sort), else its text."""
+    text = str(event.get("timestamp") or "")
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return text
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _not_after(event: dict[str, Any], ours: dict[str, Any]) -> bool:
+    theirs, mine = _instant(event), _instant(ours)
+    if isinstance(theirs, datetime) and isinstance(mine, datetime):
+        return theirs <= mine
+    return True  # times that cannot be compared: it may have been before ours
 
 
 def replaced_updates(
@@ -181,7 +222,8 @@ def replaced_updates(
 ) -> list[dict[str, Any]]:
     """Metadata updates by others between our read (``before``) and our re-read (``after``) that did not come
     after ours: what they changed, our PUT may have replaced. Ours is the latest new update with our user and
-    pipeline (or the only new update); an update at the same time as ours counts as before it."""
+    pipeline (when none has them: the latest new update); an update at the same time as ours, or at a time that
+    cannot be compared, counts as before it."""
     seen = Counter(_key(event) for event in before)
     new: list[dict[str, Any]] = []
     for event in after:
@@ -192,16 +234,25 @@ def replaced_updates(
     if len(new) <= 1:
         return []
     candidates = [e for e in new if e.get("user") == user and e.get("pipeline") == pipeline] or new
-    ours = max(candidates, key=lambda e: str(e.get("timestamp")))
-    others = [e for e in new if e is not ours]
-    return [e for e in others if str(e.get("timestamp")) <= str(ours.get("timestamp"))]
+    ours = candidates[-1]
+    for event in candidates:
+        if not _not_after(event, ours):
+            ours = event
+    return [e for e in new if e is not ours and _not_after(e, ours)]
 
 
 async def _note_races(
-    target: AssetRecord, before: list[dict[str, Any]], after: list[dict[str, Any]], deps: AssetDeps
+    target: AssetRecord,
+    before: list[dict[str, Any]],
+    after: list[dict[str, Any]],
+    noted: set[tuple[str, ...]],
+    deps: AssetDeps,
 ) -> None:
     user = await deps.ars.username()
     for event in replaced_updates(before, after, user=user, pipeline=target.pipeline):
+        if _key(event) in noted:
+            continue
+        noted.add(_key(event))
         pipeline = f" (pipeline {event['pipeline']})" if event.get("pipeline") else ""
         who = f"{event.get('user') or 'someone'}{pipeline}"
         reason = (

@@ -124,7 +124,8 @@ async def create_body(record: AssetRecord, store: Store) -> dict[str, object]:
 async def _created(record: AssetRecord, deps: AssetDeps, reason: str) -> AssetRecord:
     """Record ``created_in_ars`` (after bringing ARS's metadata up to date when a re-delivery changed it)."""
     if record.has_intent(UPDATE_METADATA):
-        await deps.ars.update_asset(record.guid, await create_body(record, deps.store))
+        async with deps.ars_records.hold(record.guid):  # full-record writes to one asset take turns
+            await deps.ars.update_asset(record.guid, await create_body(record, deps.store))
         await deps.store.assets.settle_intent(record.guid, UPDATE_METADATA, "ARS metadata replaced", actor=ACTOR)
     return await deps.store.assets.transition(
         record.guid,

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 import msgspec
 
+from integration.actors._keyed_lock import KeyedLocks
 from integration.actors._lanes import Lanes
 from integration.adapters.ars import ArsClient
 from integration.adapters.executors import Executor, JobSpec
@@ -30,3 +31,4 @@ class AssetDeps(msgspec.Struct, frozen=True, kw_only=True):
     executor: Executor | None = None  # where processing jobs run (None: processing waits)
     job_spec: Callable[[JobRecord], JobSpec] | None = None  # the command of one attempt of one job
     started_at: float = 0.0  # when this daemon started: a job handed out before it belonged to the last one
+    ars_records: KeyedLocks = msgspec.field(default_factory=KeyedLocks)  # one full-record update per asset at once

@@ -11,7 +11,7 @@ institution) in the store (:class:`integration.store.MosEntry`). In ARS:
 * a label gets, as its specimens, the first specimen barcode of every asset linked with it. Whichever of the two
   writes its results second completes the link: the label's own update takes the barcodes of everyone linked so
   far (asked again after its write, so a link made meanwhile is not missed), and a specimen's update adds its
-  first barcode to each label linked with it that already holds its results.
+  first barcode to each label linked with it that ARS holds (nothing written when it is there already).
 """
 
 from __future__ import annotations
@@ -21,14 +21,19 @@ import structlog
 from integration.actors._ars_record import Wanted, update_record
 from integration.actors._deps import AssetDeps
 from integration.domain import BarcodeView, decode_metadata
-from integration.errors import ArsRejected, DataError
+from integration.errors import ArsRejected, DataError, GroupHeld
 from integration.store import NOT_AVAILABLE, AssetRecord, MosEntry
 
-__all__ = ["label_codes", "link_mos", "mos_entry", "update_linked_labels"]
+__all__ = ["clean_codes", "label_codes", "link_mos", "mos_entry", "update_linked_labels"]
 
 log = structlog.get_logger()
 
 ACTOR = "asset"
+
+
+def clean_codes(codes: list[str]) -> list[str]:
+    """The codes stripped, empty ones left out, each once, in order."""
+    return list(dict.fromkeys(code.strip() for code in codes if code.strip()))
 
 
 def mos_entry(record: AssetRecord, result: BarcodeView, date_asset_taken: str) -> MosEntry | None:
@@ -37,7 +42,8 @@ def mos_entry(record: AssetRecord, result: BarcodeView, date_asset_taken: str) -
     if not (result.MOS and disposable):
         return None
     is_specimen = (result.asset_subject or "").strip().lower() == "specimen"
-    first = result.barcodes[0] if is_specimen and result.barcodes and not result.label else ""
+    codes = clean_codes(result.barcodes) if is_specimen and not result.label else []
+    first = codes[0] if codes else ""
     return MosEntry(
         guid=record.guid,
         institution=record.institution,
@@ -53,6 +59,8 @@ async def link_mos(record: AssetRecord, result: BarcodeView, deps: AssetDeps) ->
     """Record and link ``record``'s MOS row (nothing when its image has no disposable code); returns a few words
     for the job's applied note."""
     if not (result.MOS and (result.disposable or "").strip()):
+        if await deps.store.mos.unlink(record.guid, actor=ACTOR):  # a re-run read no disposable code this time
+            return "; no MOS code any more: unlinked"
         return ""
     raw = await deps.store.assets.metadata_json(record.guid)
     if raw is None:
@@ -73,9 +81,14 @@ async def label_codes(guid: str, deps: AssetDeps) -> tuple[str, ...]:
 
 
 async def update_linked_labels(record: AssetRecord, deps: AssetDeps) -> list[str]:
-    """Add ``record``'s first specimen barcode to every label linked with it that holds its results in ARS
-    already; returns a few words per label written. A label whose record ARS refuses to change (locked, gone) is
-    noted on both assets and skipped: its specimen's own processing does not depend on it."""
+    """Add ``record``'s first specimen barcode to every label linked with it that ARS holds (nothing is written
+    when the label has it already: the label's own update took it); returns a few words per label written.
+    Writes to a label's record take turns with the label's own update (:func:`update_record` locks per GUID).
+
+    A label whose record ARS refuses to change, no longer has, or whose collection refuses the preparation type
+    is noted on both assets and skipped: the specimen's own results do not depend on it, and its group is not
+    held for it. A transient failure (ARS busy, the label syncing to Specify) is raised: the step is repeated
+    after the asset's back-off, and writes nothing twice."""
     entry = await deps.store.mos.get(record.guid)
     if entry is None or not entry.first_barcode:
         return []
@@ -91,7 +104,7 @@ async def update_linked_labels(record: AssetRecord, deps: AssetDeps) -> list[str
         try:
             if await update_record(label, wanted, deps):
                 done.append(f"label {label.guid} given {entry.first_barcode}")
-        except (ArsRejected, DataError) as exc:
+        except (ArsRejected, DataError, GroupHeld) as exc:  # the label's own problem: never this asset's group
             reason = f"MOS: the label's ARS record did not take specimen {entry.first_barcode}: {exc}"
             log.warning("mos_label_not_updated", label_guid=label.guid, error=str(exc))
             await deps.store.assets.note(record.guid, f"{reason} (label {label.guid})", actor=ACTOR, trigger="mos")

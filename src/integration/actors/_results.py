@@ -11,6 +11,7 @@ table does not map is kept in the tag ``asset_type``.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -18,8 +19,8 @@ import structlog
 
 from integration.actors._ars_record import Wanted, update_record
 from integration.actors._deps import AssetDeps
-from integration.actors._mos import label_codes, update_linked_labels
-from integration.domain import BarcodeView, DerivativesView, OcrView
+from integration.actors._mos import clean_codes, label_codes, update_linked_labels
+from integration.domain import BarcodeView, DerivativesView, OcrView, decode_metadata
 from integration.state_machines import DerivativeState, JobState
 from integration.store import AssetRecord, JobRecord
 
@@ -56,10 +57,12 @@ async def push_results(record: AssetRecord, results: ProcessingResults, deps: As
     """Write ``results`` into the asset's ARS record (and this asset's barcode into its linked MOS labels');
     returns a one-line summary for its log."""
     mos = await deps.store.mos.get(record.guid)
+    raw = await deps.store.assets.metadata_json(record.guid)
+    delivered = frozenset(decode_metadata(raw).metadata.tags) if raw is not None else frozenset()
 
     async def wanted() -> Wanted:  # asked again after the write: a MOS partner may have linked meanwhile
         received = await label_codes(record.guid, deps)
-        return wanted_of(results, received, mos.unique_label_id if mos else "", deps)
+        return wanted_of(record, results, received, mos.unique_label_id if mos else "", deps, delivered)
 
     await update_record(record, wanted, deps)
     want = await wanted()
@@ -74,37 +77,56 @@ async def push_results(record: AssetRecord, results: ProcessingResults, deps: As
     return "; ".join(summary) or "nothing to add"
 
 
-def wanted_of(results: ProcessingResults, received: tuple[str, ...], mos_id: str, deps: AssetDeps) -> Wanted:
+#: Tags processing derives from the barcode result: one a later result no longer sets is removed.
+BARCODE_TAGS = ("barcodes", "asset_type", "disposable_id", "barcode_needs_review")
+
+
+def wanted_of(
+    record: AssetRecord,
+    results: ProcessingResults,
+    received: tuple[str, ...],
+    mos_id: str,
+    deps: AssetDeps,
+    delivered: frozenset[str] = frozenset(),
+) -> Wanted:
     """What processing owns on the asset's ARS record, from its ``results`` (``received``: the barcodes a MOS
-    label takes from the assets linked with it; ``mos_id``: its MOS label id, or "")."""
+    label takes from the assets linked with it; ``mos_id``: its MOS label id, or ""; ``delivered``: the tag names
+    its delivered metadata carries, never removed)."""
     tags: dict[str, str] = {}
     fields: dict[str, str] = {}
     specimens: list[str] = []
+    dropped: list[str] = []
     barcode = results.barcode
     if barcode is not None:
+        codes = clean_codes(barcode.barcodes)
         subject = (barcode.asset_subject or "").strip().lower()
         if subject == "specimen" and not barcode.label:
-            specimens += barcode.barcodes
-        elif barcode.barcodes:
-            tags["barcodes"] = ", ".join(barcode.barcodes)
+            specimens += codes
+        elif codes:
+            tags["barcodes"] = ", ".join(codes)
         mapped = deps.config.processing.subjects.get(subject, "")
         if mapped:
             fields["asset_subject"] = mapped
         elif subject:
             tags["asset_type"] = subject
-        if barcode.MOS and barcode.disposable:
-            tags["disposable_id"] = barcode.disposable
+        if barcode.MOS and (barcode.disposable or "").strip():
+            tags["disposable_id"] = (barcode.disposable or "").strip()
         if barcode.needs_review:
             tags["barcode_needs_review"] = "a barcode was read with two values: a person must look"
+        dropped += [tag for tag in BARCODE_TAGS if tag not in tags and tag not in delivered]
     specimens += received
     if results.ocr is not None and results.ocr.tags_ocr.strip():
         tags["ocr"] = results.ocr.tags_ocr.strip()
     if results.missing_derivatives:
         fields["status"] = "ISSUE_WITH_MEDIA"
         tags["missing_derivative"] = "; ".join(results.missing_derivatives)[:1000]
+    elif "missing_derivative" not in delivered:
+        dropped.append("missing_derivative")
     return Wanted(
         specimens=tuple(dict.fromkeys(specimens)),
         tags=tags,
         fields=fields,
-        fields_if_empty={"mos_id": mos_id} if mos_id else {},
+        fields_if_empty={"mos_id": mos_id},  # "" clears a label id we wrote (no MOS code any more)
+        ours_if={"mos_id": rf"{re.escape(record.workstation)}_\d{{4}}-\d{{2}}-\d{{2}}_.+"},  # a label id we wrote
+        drop_tags=tuple(dropped),
     )

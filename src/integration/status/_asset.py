@@ -15,6 +15,7 @@ from integration.store import (
     DerivativeRecord,
     EventRecord,
     JobRecord,
+    MosEntry,
     Rejection,
     StoredFile,
     open_reader,
@@ -34,6 +35,7 @@ class AssetReport(msgspec.Struct, frozen=True, kw_only=True):
     rejections: list[Rejection]
     jobs: list[JobRecord] = []
     derivatives: list[DerivativeRecord] = []
+    mos: MosEntry | None = None
     next_step: str = ""
     at: float
 
@@ -51,6 +53,7 @@ def collect_asset(config: Config, guid: str) -> AssetReport | list[str]:
             rejections=reader.rejections_of(guid),
             jobs=reader.jobs(guid),
             derivatives=reader.derivatives(guid),
+            mos=reader.mos(guid),
             next_step=_next_step(record, time.time()),
             at=time.time(),
         )
@@ -124,6 +127,11 @@ def render_asset(report: AssetReport) -> str:
     for child in report.derivatives:
         why = f" — {child.reason}" if child.reason and child.state.value == "failed" else ""
         lines += wrap(f"{child.name}: {child.state.value}{why}", " " * 6, first="  derivative: ")
+    if report.mos is not None:
+        m = report.mos
+        what = "the label" if m.label else f"specimen {m.spid}"
+        linked = ", ".join(m.connections) if m.connections else "no other asset yet"
+        lines += wrap(f"label id {m.unique_label_id} ({what}); linked with {linked}", " " * 14, first="  MOS:        ")
     for rejection in report.rejections:
         lines += wrap(f"#{rejection.id} {rejection.status}: {rejection.reason}", "      ", first="  rejection: ")
     lines.append(f"  events (last {len(report.events)}):")

@@ -19,7 +19,7 @@ import msgspec
 from integration.store._core import insert_event
 from integration.store._thread import DatabaseThread
 
-__all__ = ["NOT_AVAILABLE", "MosEntry", "MosRepository"]
+__all__ = ["NOT_AVAILABLE", "MosEntry", "MosRepository", "mos_of"]
 
 #: The ``spid`` of an asset without a specimen barcode of its own (a label), as the original wrote it.
 NOT_AVAILABLE = "NOT_AVAILABLE"
@@ -46,7 +46,8 @@ def _from_row(row: Sequence[Any]) -> MosEntry:
     )  # fmt: skip
 
 
-def _get(connection: sqlite3.Connection, guid: str) -> MosEntry | None:
+def mos_of(connection: sqlite3.Connection, guid: str) -> MosEntry | None:
+    """The MOS row of ``guid``, or None when its images showed no disposable code."""
     row = connection.execute(f"SELECT {_COLUMNS} FROM mos WHERE guid = ?", (guid,)).fetchone()
     return _from_row(row) if row else None
 
@@ -65,6 +66,15 @@ def _note(connection: sqlite3.Connection, guid: str, reason: str, actor: str, at
                  trigger="mos_linked", reason=reason, actor=actor, at=at)  # fmt: skip
 
 
+def _remove(connection: sqlite3.Connection, old: MosEntry, at: float) -> None:
+    """Delete ``old``'s row and take it out of its partners' connections."""
+    for other in old.connections:
+        partner = mos_of(connection, other)
+        if partner is not None:
+            _set_connections(connection, other, [g for g in partner.connections if g != old.guid], at)
+    connection.execute("DELETE FROM mos WHERE guid = ?", (old.guid,))
+
+
 class MosRepository:
     """Link and read MOS rows."""
 
@@ -80,15 +90,11 @@ class MosRepository:
         at = self._clock()
 
         def write(connection: sqlite3.Connection) -> MosEntry:
-            old = _get(connection, entry.guid)
+            old = mos_of(connection, entry.guid)
             if old is not None and msgspec.structs.replace(old, connections=()) == entry:
                 return old
             if old is not None:
-                for other in old.connections:
-                    partner = _get(connection, other)
-                    if partner is not None:
-                        _set_connections(connection, other, [g for g in partner.connections if g != entry.guid], at)
-                connection.execute("DELETE FROM mos WHERE guid = ?", (entry.guid,))
+                _remove(connection, old, at)
             others = [
                 row[0]
                 for row in connection.execute(
@@ -102,30 +108,46 @@ class MosRepository:
                  entry.spid, entry.first_barcode, json.dumps(sorted(others)), at, at),
             )  # fmt: skip
             for other in others:
-                partner = _get(connection, other)
+                partner = mos_of(connection, other)
                 assert partner is not None  # selected just now, in this transaction
                 _set_connections(connection, other, [*partner.connections, entry.guid], at)
                 _note(connection, other, f"MOS {entry.unique_label_id}: linked with {entry.guid}", actor, at)
             what = "a label" if entry.label else f"specimen {entry.spid}"
             linked = f"linked with {', '.join(sorted(others))}" if others else "no other asset with it yet"
             _note(connection, entry.guid, f"MOS {entry.unique_label_id} ({what}): {linked}", actor, at)
-            stored = _get(connection, entry.guid)
+            stored = mos_of(connection, entry.guid)
             assert stored is not None
             return stored
 
         linked: MosEntry = await self._db.call(write)
         return linked
 
+    async def unlink(self, guid: str, *, actor: str) -> bool:
+        """Remove ``guid``'s row and its links (its barcode job ran again and found no disposable code); returns
+        whether there was one."""
+        at = self._clock()
+
+        def write(connection: sqlite3.Connection) -> bool:
+            old = mos_of(connection, guid)
+            if old is None:
+                return False
+            _remove(connection, old, at)
+            _note(connection, guid, f"MOS {old.unique_label_id}: unlinked (no disposable code any more)", actor, at)
+            return True
+
+        removed: bool = await self._db.call(write)
+        return removed
+
     async def get(self, guid: str) -> MosEntry | None:
-        result: MosEntry | None = await self._db.call(lambda connection: _get(connection, guid))
+        result: MosEntry | None = await self._db.call(lambda connection: mos_of(connection, guid))
         return result
 
     async def partners(self, guid: str) -> list[MosEntry]:
         """The rows linked with ``guid`` (none when it is not a MOS asset)."""
 
         def query(connection: sqlite3.Connection) -> list[MosEntry]:
-            own = _get(connection, guid)
-            found = [_get(connection, other) for other in (own.connections if own else ())]
+            own = mos_of(connection, guid)
+            found = [mos_of(connection, other) for other in (own.connections if own else ())]
             return [entry for entry in found if entry is not None]
 
         result: list[MosEntry] = await self._db.call(query)

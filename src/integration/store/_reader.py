@@ -20,6 +20,7 @@ from integration.store._derivatives import DerivativeRecord, derivatives_of, ope
 from integration.store._intake import rejection_from_row
 from integration.store._jobs import JobRecord, job_counts, select_jobs
 from integration.store._lanes import lane_from_row
+from integration.store._mos import MosEntry, mos_of
 from integration.store._records import (
     ActorRecord,
     AssetRecord,
@@ -129,6 +130,10 @@ class Reader:
     def derivatives(self, guid: str) -> list[DerivativeRecord]:
         """The asset's derivative child assets."""
         return derivatives_of(self._c, guid)
+
+    def mos(self, guid: str) -> MosEntry | None:
+        """The asset's MOS links (None when its images showed no disposable label code)."""
+        return mos_of(self._c, guid)
 
     def events(self, guid: str, *, limit: int = 200) -> list[EventRecord]:
         """The asset's last ``limit`` events, oldest first."""

@@ -7,6 +7,7 @@ fault puts a wait between the two, which is how ARS behaves when the file proxy 
 from __future__ import annotations
 
 import copy
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -196,7 +197,7 @@ def update_asset(core: Core, guid: str, body: bytes, user: str) -> dict[str, Any
         raise forbidden("Cannot unlock using updateAsset API, use dedicated API for unlocking")
     now = now_iso()
     if core.take_fault("foreign_update_before_next_put"):
-        _curator_update(entry, now)
+        _curator_update(entry, _shifted(now, -1))
     earlier = copy.deepcopy(record) if core.take_fault("foreign_update_after_next_put") else None
     apply_body(record, asset, specimens, now)
     record.update(date_metadata_updated=now, updateUser=user, metadata_updated_by=user)
@@ -204,8 +205,15 @@ def update_asset(core: Core, guid: str, body: bytes, user: str) -> dict[str, Any
     if earlier is not None:
         record.clear()
         record.update(earlier)
-        _curator_update(entry, now_iso())
+        _curator_update(entry, _shifted(now, +1))
     return record
+
+
+def _shifted(instant: str, milliseconds: int) -> str:
+    """``instant`` (as :func:`now_iso` writes it) moved by ``milliseconds``: a curator's update just before or
+    just after ours, distinct in ARS's event times."""
+    moved = datetime.fromisoformat(instant) + timedelta(milliseconds=milliseconds)
+    return moved.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 def _curator_update(entry: AssetEntry, now: str) -> None:
