@@ -13,8 +13,10 @@ asset; every file written to the N-Drive is still there, unchanged, and is eithe
 rejection note next to it; no traceback and no actor crash in the daemon's log; the daemon stops on SIGTERM.
 
 With ``--processing`` the whole pipeline runs (local executor; asset loader, barcode and clean-up jobs: the
-daemon's side of processing, not the image modules' speed): every asset must end ``finalized``, its files in ERDA
-with our CRC-32 and its N-Drive files deleted — never before that — and no job left running.
+daemon's side of processing, not the image modules' speed; every 4th asset is a drawn sheet whose barcode is
+written back to ARS while curators' updates race ours): every asset must end ``finalized``, its files in ERDA
+with our CRC-32 and its N-Drive files deleted — never before that — and no job left running; every drawn
+sheet's barcode must be attached in ARS.
 
 Writes the ``soak`` (or ``soak-processing``) section of docs/benchmarks.md (``--no-docs`` to skip).
 
@@ -55,9 +57,11 @@ from _common import (
     write_section,
 )
 
-from integration.demo import SpecimenSpec, make_guid, write_plain_asset
+from integration.demo import SpecimenSpec, make_guid, write_plain_asset, write_specimen
 
 WORKSTATION = "test-workstation"
+#: ``--processing``: every 4th asset is a drawn sheet (with its DNG), whose barcode is written back to ARS.
+DRAWN = SpecimenSpec(workstation=WORKSTATION, width=600, height=900)
 SECRET = "soak-secret"
 SETTLE_S = 1.5
 
@@ -70,6 +74,7 @@ class Delivered:
     files: dict[str, int] = field(default_factory=dict)  # file name -> CRC-32
     late: int = 0
     late_after_import: list[str] = field(default_factory=list)  # file names delivered alone, later
+    drawn: dict[str, str] = field(default_factory=dict)  # GUID -> the barcode drawn on its sheet (--processing)
     done: threading.Event = field(default_factory=threading.Event)
 
 
@@ -82,6 +87,7 @@ class Outcome:
     counts: dict[str, int] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     emulator: dict[str, Any] = field(default_factory=dict)
+    attached: dict[str, list[str]] = field(default_factory=dict)  # drawn sheet GUID -> its specimens in ARS
     latencies: list[float] = field(default_factory=list)
     lane_pauses: dict[str, int] = field(default_factory=dict)
     rejections: int = 0
@@ -116,6 +122,12 @@ def deliver(ndrive: Path, args: argparse.Namespace, delivered: Delivered) -> Non
         folder.mkdir(parents=True)
         for index in range(count):
             taken = start + timedelta(hours=number, seconds=index)
+            if PROCESSING and index % 4 == 0:  # a drawn sheet with its DNG: a barcode to write back to ARS
+                asset = write_specimen(folder, spec=DRAWN, rng=random.Random(rng.getrandbits(64)), taken=taken)
+                delivered.guids.append(asset.guid)
+                delivered.drawn[asset.guid] = asset.barcode
+                delivered.files.update((path.name, crc(path)) for path in asset.files)
+                continue
             guid = make_guid(rng, taken)
             asset = write_plain_asset(
                 folder, guid=guid, spec=spec, image_bytes=rng.randint(20_000, 400_000), taken=taken, rng=rng
@@ -268,6 +280,7 @@ def emulator_settings(root: Path) -> Path:
         "create_dedup_s": 10.0,
         "share_dedup_s": 10.0,
         "seed": 7,
+        "preparation_types": ["slide", "pinning", "sheet"],  # processing.preparation_type of the drawn sheets
         "institutions": {
             "test-institution": {
                 "collections": ["test-collection"],
@@ -333,6 +346,7 @@ def run(args: argparse.Namespace, root: Path) -> Outcome:
             outcome.problems.append(f"the daemon exited with {code} on SIGTERM")
         stop.set()
         outcome.emulator = httpx.get(f"http://127.0.0.1:{port}/_emulator/state", timeout=10).json()["stats"]
+        outcome.attached = attached_barcodes(port, list(delivered.drawn))
         check(root, delivered, outcome)
         outcome.fault_log, outcome.delivered = fault_log, delivered
     finally:
@@ -340,6 +354,22 @@ def run(args: argparse.Namespace, root: Path) -> Outcome:
         stop_process(daemon)
         stop_process(emulator)
     return outcome
+
+
+def attached_barcodes(port: int, guids: list[str]) -> dict[str, list[str]]:
+    """The specimen barcodes ARS holds for each of ``guids`` (asked as the daemon's client)."""
+    base = f"http://127.0.0.1:{port}"
+    token = httpx.post(
+        f"{base}/keycloak/realms/dassco/protocol/openid-connect/token",
+        data={"grant_type": "client_credentials", "client_id": "integration", "client_secret": SECRET},
+        timeout=10,
+    ).json()["access_token"]
+    held = {}
+    with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=10) as client:
+        for guid in guids:
+            record = client.get(f"/ars/api/v1/assetmetadata/{guid}").json()
+            held[guid] = [item["specimen"]["barcode"] for item in record.get("asset_specimen") or []]
+    return held
 
 
 def check(root: Path, delivered: Delivered, outcome: Outcome) -> None:
@@ -365,6 +395,11 @@ def check(root: Path, delivered: Delivered, outcome: Outcome) -> None:
             ).fetchall()
         )
     outcome.rejections = len(rejections)
+    wrong = {guid: held for guid, held in outcome.attached.items() if held != [delivered.drawn[guid]]}
+    if wrong:
+        problems.append(
+            f"{len(wrong)} drawn sheet(s) without their barcode attached in ARS, e.g. {next(iter(wrong.items()))}"
+        )
     missing = sorted(set(delivered.guids) - set(assets))
     if missing:
         problems.append(f"{len(missing)} asset(s) never recorded, e.g. {missing[:3]}")
@@ -469,6 +504,9 @@ def render(outcome: Outcome, args: argparse.Namespace) -> str:
         ["warnings by event", ", ".join(f"{k} {v}" for k, v in sorted(outcome.warnings.items())) or "none"],
         ["checks", "**all passed**" if not outcome.problems else "FAILED: " + "; ".join(outcome.problems[:5])],
     ]
+    if PROCESSING:
+        attached = sum(held == [delivered.drawn[g]] for g, held in outcome.attached.items())
+        rows.insert(-1, ["drawn sheets with their barcode attached in ARS", f"{attached}/{len(delivered.drawn)}"])
     return "\n".join(
         [
             "## Soak, whole pipeline (`benchmarks/soak.py --processing`)"
@@ -488,7 +526,8 @@ def render(outcome: Outcome, args: argparse.Namespace) -> str:
             markdown_table(("", "figure"), rows),
             "",
             (
-                "Checked: every asset finalized (only a real data error may quarantine one; none was injected); ARS "
+                "Checked: every drawn sheet's barcode attached in ARS (the curators' updates notwithstanding); "
+                "every asset finalized (only a real data error may quarantine one; none was injected); ARS "
                 "created each asset exactly once; ERDA holds exactly the original bytes of every file; every N-Drive "
                 "file of a finalized asset is deleted and every other one still there, unchanged; no local copy and "
                 "no node work folder left behind; no traceback or actor crash in the daemon log; SIGTERM stops it."

@@ -25,6 +25,7 @@ from integration.demo._specimens import (
     write_specimen,
 )
 from integration.domain import DasscoGuid
+from integration.hpc_client.modules.barcode import read_barcodes_file
 
 TAKEN = datetime(2024, 8, 8, 12, 27, 21, tzinfo=timezone(timedelta(hours=2)))
 SMALL = SpecimenSpec(width=600, height=900)
@@ -216,3 +217,29 @@ def test_developed_dng_has_the_sheets_colours(specimen: tuple[Path, list[Path], 
         developed = raw.postprocess(use_camera_wb=True, no_auto_bright=True, output_bps=8).astype(np.float64)
     mse = float(np.mean((developed - converted) ** 2))
     assert 10 * np.log10(255**2 / mse) > 28
+
+
+def test_a_session_can_end_with_a_mos_label_and_its_specimens(tmp_path: Path) -> None:
+    """With mos_specimens=2 the last three assets are a MOS label on its own and two specimen sheets, all
+    showing one disposable code; the assets before are exactly those of a session without."""
+    spec = SpecimenSpec(width=1200, height=1800)
+    plain = generate_session(tmp_path / "a", "ws", "s", 5, spec=spec, seed=9, start=TAKEN)
+    mos = generate_session(tmp_path / "b", "ws", "s", 5, spec=spec, seed=9, start=TAKEN, mos_specimens=2)
+    assert [(a.guid, a.barcode) for a in mos[:2]] == [(a.guid, a.barcode) for a in plain[:2]]
+    label, *specimens = mos[2:]
+    codes = {a.disposable for a in mos[2:]}
+    assert len(codes) == 1
+    [code] = codes
+    assert code.startswith("MOS-")
+    assert label.barcode == ""
+    assert label.expected_codes == [code]
+    assert all(s.barcode.startswith("NHMD-") and s.expected_codes == [s.barcode] for s in specimens)
+    label_read = read_barcodes_file(label.files[1], institution="test-institution")
+    assert (label_read.asset_subject, label_read.barcodes, label_read.label) == ("label", [code], True)
+    assert (label_read.MOS, label_read.disposable) == (True, code)
+    for made in specimens:
+        read = read_barcodes_file(made.files[1], institution="test-institution")
+        assert (read.asset_subject, read.barcodes, read.label) == ("specimen", [made.barcode], False)
+        assert (read.MOS, read.disposable) == (True, code)
+    with pytest.raises(ValueError, match="needs 4 assets"):
+        generate_session(tmp_path / "c", "ws", "s", 3, spec=spec, seed=9, mos_specimens=3)

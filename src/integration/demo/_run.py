@@ -35,6 +35,7 @@ __all__ = ["DEMO_WORKSTATIONS", "demo_config", "demo_emulator_settings", "run_de
 DEMO_WORKSTATIONS = ("test-workstation", "test-workstation-2")
 _DEMO_SECRET = "demo-secret"  # the emulator's and the daemon's shared secret; lives in a file, not the TOML
 _TIME_LIMIT_S = 900.0
+_MOS_SPECIMENS = 2  # the first session ends with a MOS label and this many specimen sheets showing its code
 #: At rest: what nothing moves on without a human.
 _DONE_STATES = frozenset(s.value for s, driver in DRIVERS.items() if driver in (Driver.OPERATOR, Driver.NOBODY))
 
@@ -83,8 +84,10 @@ def _generate(ndrive: Path, assets: int, console: Console) -> dict[str, str]:
             continue
         spec = SpecimenSpec(workstation=workstation, workstation_index=index)
         session = f"{now:%Y%m%d-%H%M%S}-session-{index + 1}"
-        for asset in generate_session(ndrive, workstation, session, count, spec=spec, seed=index + 1, start=now):
-            made[asset.guid] = asset.barcode
+        mos = _MOS_SPECIMENS if index == 0 and count >= 3 * (_MOS_SPECIMENS + 1) else 0  # one MOS, not tiny runs
+        for asset in generate_session(ndrive, workstation, session, count, spec=spec, seed=index + 1, start=now,
+                                      mos_specimens=mos):  # fmt: skip
+            made[asset.guid] = asset.expected_codes[0]
     console.print(f"generated {len(made)} specimens (TIFF + DNG + JSON) in {time.perf_counter() - started:.1f} s")
     return made
 
@@ -133,7 +136,7 @@ async def _demo(root: Path, guids: dict[str, str], console: Console, log_path: P
         )
         counts = await _watch_progress(daemon, guids, console)
         elapsed = time.perf_counter() - started
-        outcomes = await collect_outcomes(daemon.store, guids)
+        outcomes = await collect_outcomes(daemon.store, guids, daemon.ars)
         nursery.cancel_scope.cancel()
     console.print(render_status(collect_status(config)), highlight=False)
     print_outcomes(outcomes, console)

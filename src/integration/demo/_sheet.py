@@ -178,8 +178,8 @@ def _draw_tape(draw: ImageDraw.ImageDraw, at: _Point, *, width: int) -> None:
     draw.rectangle((at[0] - half_w, at[1] - half_h, at[0] + half_w, at[1] + half_h), fill=(244, 240, 226))
 
 
-def _draw_barcode_sticker(image: Image.Image, text: str) -> None:
-    """A white sticker at the top left holding the Code128 barcode and its human-readable text."""
+def _draw_barcode_sticker(image: Image.Image, text: str, *, right: bool = False) -> None:
+    """A white sticker at the top left (``right``: top right) holding the Code128 barcode and its text."""
     width, height = image.size
     module_px = max(2, width // 400)  # pyzbar misses many codes drawn at 1 px per module
     strip = _barcode_strip(text, module_px=module_px, bar_height=max(40, height // 20))
@@ -191,7 +191,8 @@ def _draw_barcode_sticker(image: Image.Image, text: str) -> None:
     ImageDraw.Draw(sticker).text(
         (strip.width // 2, strip.height + 2 * pad), text, font=font, fill=(0, 0, 0), anchor="mt"
     )
-    image.paste(sticker, (width // 40 + width // 25, height // 60 + height // 40))
+    left = width - width // 40 - width // 25 - sticker.width if right else width // 40 + width // 25
+    image.paste(sticker, (left, height // 60 + height // 40))
 
 
 def _draw_colour_chart(draw: ImageDraw.ImageDraw, width: int, height: int) -> None:
@@ -242,19 +243,32 @@ def _draw_label(image: Image.Image, institution: str, taxon: str, rng: random.Ra
 
 
 def render_sheet(
-    *, barcode: str, taxon: str, institution: str, width: int, height: int, rng: random.Random
+    *,
+    barcode: str,
+    taxon: str,
+    institution: str,
+    width: int,
+    height: int,
+    rng: random.Random,
+    disposable: str = "",
 ) -> Image.Image:
     """Draw a herbarium sheet as an RGB image of ``width`` x ``height``; deterministic for ``rng``'s state.
 
     The barcode sticker sits at the top left (Code128 of ``barcode``), the label at the bottom right names
-    ``institution``, ``taxon``, a locality and a collector with a date.
+    ``institution``, ``taxon``, a locality and a collector with a date. A ``disposable`` MOS code gets a second
+    sticker at the top right; with no ``barcode`` the picture is a MOS label photographed on its own: paper,
+    colour chart, the disposable sticker and the label, no plant.
     """
     if width < 400 or height < 400:
         raise ValueError(f"a sheet needs at least 400x400 px to hold barcode and label, got {width}x{height}")
     image = _paper(width, height, rng)
-    _draw_plant(ImageDraw.Draw(image), width, height, rng)
+    if barcode:
+        _draw_plant(ImageDraw.Draw(image), width, height, rng)
     _draw_colour_chart(ImageDraw.Draw(image), width, height)
-    _draw_barcode_sticker(image, barcode)
+    if barcode:
+        _draw_barcode_sticker(image, barcode)
+    if disposable:
+        _draw_barcode_sticker(image, disposable, right=True)
     _draw_label(image, institution, taxon, rng)
     return image
 

@@ -84,10 +84,16 @@ class GeneratedAsset(msgspec.Struct, frozen=True, kw_only=True):
     """One asset written to a session folder: what is on the sheet and which files hold it."""
 
     guid: str
-    barcode: str
+    barcode: str  # the specimen barcode drawn ("" on a MOS label photographed on its own)
     taxon: str
     files: tuple[Path, ...]  # json, tif[, dng]
     total_bytes: int
+    disposable: str = ""  # a disposable MOS code drawn next to it (a multi-object specimen), or ""
+
+    @property
+    def expected_codes(self) -> list[str]:
+        """What the barcode job should report: the specimen's barcode, or a MOS label's disposable code."""
+        return [self.barcode] if self.barcode else [self.disposable]
 
 
 def make_guid(
@@ -185,24 +191,41 @@ def _guid_for(spec: SpecimenSpec, rng: random.Random, taken: datetime) -> str:
     )
 
 
-def write_specimen(session_dir: Path, *, spec: SpecimenSpec, rng: random.Random, taken: datetime) -> GeneratedAsset:
+def write_specimen(
+    session_dir: Path,
+    *,
+    spec: SpecimenSpec,
+    rng: random.Random,
+    taken: datetime,
+    disposable: str = "",
+    label: bool = False,
+) -> GeneratedAsset:
     """Draw one herbarium sheet and write ``<guid>.tif``, ``<guid>.dng`` and, last, ``<guid>.json``.
 
-    ``session_dir`` must exist. Each file is written under a hidden temporary name and renamed into place.
+    ``disposable``: a MOS code drawn beside the specimen's barcode; with ``label`` the picture is that MOS label
+    on its own (no specimen, no specimen barcode). ``session_dir`` must exist. Each file is written under a
+    hidden temporary name and renamed into place.
     """
     guid = _guid_for(spec, rng, taken)
     barcode = make_barcode(rng)
+    if label:
+        if not disposable:
+            raise ValueError("a MOS label needs its disposable code")
+        barcode = ""
     taxon = rng.choice(TAXA)
     image = render_sheet(
-        barcode=barcode, taxon=taxon, institution=spec.institution, width=spec.width, height=spec.height, rng=rng
-    )
+        barcode=barcode, taxon=taxon, institution=spec.institution, width=spec.width, height=spec.height, rng=rng,
+        disposable=disposable,
+    )  # fmt: skip
     tif, dng, json = (session_dir / f"{guid}.{ext}" for ext in ("tif", "dng", "json"))
     compression = "tiff_lzw" if spec.compress_tiff else None
     total = write_atomically(tif, lambda temp: image.save(temp, format="TIFF", compression=compression, dpi=(300, 300)))
     write_dng(image, dng)
     total += dng.stat().st_size
     total += _write_metadata(json, metadata_v2_1_0(guid=guid, spec=spec, taken=taken))
-    return GeneratedAsset(guid=guid, barcode=barcode, taxon=taxon, files=(json, tif, dng), total_bytes=total)
+    return GeneratedAsset(
+        guid=guid, barcode=barcode, taxon=taxon, files=(json, tif, dng), total_bytes=total, disposable=disposable
+    )
 
 
 def generate_session(
@@ -214,20 +237,29 @@ def generate_session(
     spec: SpecimenSpec,
     seed: int,
     start: datetime | None = None,
+    mos_specimens: int = 0,
 ) -> list[GeneratedAsset]:
     """Fill ``<ndrive>/<workstation_folder>/<session>/`` with ``count`` specimens; the same seed, same files.
 
     Capture times start at ``start`` (default :data:`DEFAULT_START`) and advance 20-90 s per specimen, so
-    every GUID of the session has its own second and GUIDs are unique within it.
+    every GUID of the session has its own second and GUIDs are unique within it. With ``mos_specimens`` N, the
+    last N + 1 assets are one multi-object specimen: its label photographed on its own, then N specimens, all
+    showing the same disposable code (the other assets are the same as without).
     """
+    if mos_specimens and mos_specimens + 1 > count:
+        raise ValueError(f"a MOS group of {mos_specimens} specimens and its label needs {mos_specimens + 1} assets")
     session_dir = ndrive / workstation_folder / session
     session_dir.mkdir(parents=True, exist_ok=True)
     session_rng = random.Random(seed)
+    disposable = f"MOS-{random.Random(f'mos-{seed}').randrange(1_000_000):06d}" if mos_specimens else ""
+    first_mos = count - mos_specimens - 1 if mos_specimens else count
     taken = start if start is not None else DEFAULT_START
     assets = []
-    for _ in range(count):
+    for index in range(count):
         specimen_rng = random.Random(session_rng.getrandbits(64))
-        assets.append(write_specimen(session_dir, spec=spec, rng=specimen_rng, taken=taken))
+        code = disposable if index >= first_mos else ""
+        assets.append(write_specimen(session_dir, spec=spec, rng=specimen_rng, taken=taken, disposable=code,
+                                     label=index == first_mos))  # fmt: skip
         taken += timedelta(seconds=session_rng.randint(20, 90))
     return assets
 
