@@ -88,6 +88,7 @@ class Outcome:
     problems: list[str] = field(default_factory=list)
     emulator: dict[str, Any] = field(default_factory=dict)
     attached: dict[str, list[str]] = field(default_factory=dict)  # drawn sheet GUID -> its specimens in ARS
+    job_folders: int = 0  # job folders left under hpc-work/jobs (--processing): forgotten at finalising
     latencies: list[float] = field(default_factory=list)
     lane_pauses: dict[str, int] = field(default_factory=dict)
     rejections: int = 0
@@ -444,6 +445,8 @@ def check(root: Path, delivered: Delivered, outcome: Outcome) -> None:
         work = list((root / "storage" / "hpc-work" / "assets").glob("*"))
         if work:
             problems.append(f"{len(work)} node work folder(s) left behind, e.g. {work[0]}")
+        jobs = root / "storage" / "hpc-work" / "jobs"
+        outcome.job_folders = sum(1 for p in jobs.glob("*") if p.is_dir()) if jobs.exists() else 0
     rejected_names = {name for _, name, _ in rejections}
     for name in set(delivered.files) - in_assets:
         stem = name.rsplit(".", 1)[0]
@@ -507,6 +510,9 @@ def render(outcome: Outcome, args: argparse.Namespace) -> str:
     if PROCESSING:
         attached = sum(held == [delivered.drawn[g]] for g, held in outcome.attached.items())
         rows.insert(-1, ["drawn sheets with their barcode attached in ARS", f"{attached}/{len(delivered.drawn)}"])
+        rows.insert(
+            -1, ["job folders left under hpc-work/jobs (a job still exiting at a SIGKILL)", str(outcome.job_folders)]
+        )
     return "\n".join(
         [
             "## Soak, whole pipeline (`benchmarks/soak.py --processing`)"

@@ -42,6 +42,9 @@ class ScriptedExecutor:
     async def stderr_tail(self, key: str, *, lines: int = 40) -> str:
         return "Traceback: the last words"
 
+    async def forget(self, keys: list[str]) -> int:
+        return sum(self.seen.pop(key, None) is not None for key in keys)
+
 
 JOBS = {"barcode": {"module": "barcode", "time_limit_s": 60.0, "timeout_s": 100.0, "retries": 0}}
 

@@ -259,3 +259,29 @@ async def test_one_executor_per_root(tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match="another executor"):
             LocalExecutor(tmp_path / "jobs", parallel_jobs=1).recover()
     LocalExecutor(tmp_path / "jobs", parallel_jobs=1).recover()  # released when the first stopped
+
+
+async def test_forget_drops_ended_jobs_from_memory_and_disk_and_leaves_running_ones(tmp_path: Path) -> None:
+    """A finalized asset's jobs are forgotten: their folders and their place in memory (a daemon that runs for
+    months must not keep every job it ran). A job still running is dropped once it ends; forgetting again is
+    harmless."""
+    gate = tmp_path / "gate"
+    async with serving(tmp_path / "jobs", parallel_jobs=2) as executor:
+        await executor.submit(JobSpec(key="g-barcode-1", argv=[PY, "-c", "pass"]))
+        await executor.wait("g-barcode-1")
+        wait_for_gate = f"import os, time\nwhile not os.path.exists({str(gate)!r}): time.sleep(0.02)"
+        await executor.submit(JobSpec(key="g-ocr-1", argv=[PY, "-c", wait_for_gate]))
+        assert await executor.forget(["g-barcode-1", "g-ocr-1", "g-never-1"]) == 1
+        assert not (tmp_path / "jobs" / "g-barcode-1").exists()
+        assert (await executor.status(["g-barcode-1"]))["g-barcode-1"].seen == "unknown"
+        assert (await executor.status(["g-ocr-1"]))["g-ocr-1"].seen in ("queued", "running")
+        assert (tmp_path / "jobs" / "g-ocr-1").exists()
+        gate.write_text("go")
+        with trio.fail_after(10):  # forgotten while running: dropped once it ended
+            while (tmp_path / "jobs" / "g-ocr-1").exists():
+                await trio.sleep(0.02)
+        assert (await executor.status(["g-ocr-1"]))["g-ocr-1"].seen == "unknown"
+        assert await executor.forget(["g-ocr-1"]) == 0
+        assert list((tmp_path / "jobs").iterdir()) == [tmp_path / "jobs" / ".lock"]
+        with pytest.raises(ValueError, match="job key"):
+            await executor.forget(["../escape"])

@@ -130,6 +130,7 @@ async def test_the_whole_pipeline_reaches_finalized(nursery: trio.Nursery, tmp_p
     report = tmp_path / "storage" / "reports" / "test-workstation" / f"{guid}.txt"
     assert "finalized" in report.read_text()
     assert not (tmp_path / "storage" / "hpc-work" / "assets" / guid).exists()  # the clean-up job removed it
+    assert list((tmp_path / "storage" / "hpc-work" / "jobs").glob(f"{guid}-*")) == []  # forgot its jobs' folders
 
 
 async def test_a_crash_is_retried_and_the_next_attempt_finishes(

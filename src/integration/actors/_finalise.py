@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
+import structlog
 import trio
 
 from integration.actors._ars_verify import check_in_erda
@@ -24,13 +25,15 @@ from integration.adapters.finalise_files import remove_local_copy, remove_ndrive
 from integration.domain import FileKind
 from integration.errors import DataError, IntegrationError, NdriveUnavailable, StorageUnavailable
 from integration.state_machines import AssetState, AssetTrigger, DerivativeState, DerivativeTrigger
-from integration.store import AssetRecord, DerivativeRecord
+from integration.store import AssetRecord, DerivativeRecord, job_key
 
 __all__ = ["ACTOR", "finalise"]
 
 T = TypeVar("T")
 
 ACTOR = "finaliser"
+
+log = structlog.get_logger()
 
 
 async def finalise(record: AssetRecord, deps: AssetDeps) -> AssetRecord:
@@ -64,6 +67,7 @@ async def finalise(record: AssetRecord, deps: AssetDeps) -> AssetRecord:
     every = [Path(f.ndrive_path) for f in await store.assets.files(record.guid) if f.ndrive_path]
     ndrive, folder_gone = await _in_thread(lambda: remove_ndrive_copies(every), record, "the N-Drive copies", limit,
                                            _ndrive)  # fmt: skip
+    forgotten = await _forget_jobs(record, deps)
     for child in children:
         if child.state is DerivativeState.SYNCED:
             reason = f"parent {record.guid} finalized"
@@ -75,9 +79,24 @@ async def finalise(record: AssetRecord, deps: AssetDeps) -> AssetRecord:
         AssetTrigger.FINALIZE,
         expected=AssetState.PROCESSED,
         reason=(f"share closed; ARS holds every file in ERDA; {local} local and {ndrive} N-Drive file(s) deleted"
-                f"{'; session folder removed' if folder_gone else ''}; report in {folder}"),
+                f"{'; session folder removed' if folder_gone else ''}; report in {folder}{forgotten}"),
         actor=ACTOR,
     )  # fmt: skip
+
+
+async def _forget_jobs(record: AssetRecord, deps: AssetDeps) -> str:
+    """Let the executor drop every attempt of the asset's jobs (their folders and logs): best effort, a failure
+    is logged and leaves the folders for a person, never holds the asset back."""
+    if deps.executor is None:
+        return ""
+    keys = [job_key(job.guid, job.job, n) for job in await deps.store.jobs.of_asset(record.guid)
+            for n in range(1, job.attempt + 1)]  # fmt: skip
+    try:
+        removed = await deps.executor.forget(keys)
+    except (IntegrationError, ValueError) as exc:  # ValueError: a key that cannot name a folder (never ran here)
+        log.warning("job_folders_not_removed", error=str(exc))
+        return ""
+    return f"; {removed} job folder(s) removed" if removed else ""
 
 
 def _storage(record: AssetRecord, message: str) -> IntegrationError:

@@ -55,3 +55,8 @@ class Executor(Protocol):
 
     async def stderr_tail(self, key: str, *, lines: int = 40) -> str:
         """The last ``lines`` of the job's stderr, for a human reading why it failed ("" when there is none)."""
+
+    async def forget(self, keys: list[str]) -> int:
+        """Remove what is kept of the ended jobs ``keys`` (their logs and exit records): their asset is finalized
+        and nobody asks about them again. A key still queued or running is removed once it ends. Returns how many
+        were removed now."""

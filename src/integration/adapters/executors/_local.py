@@ -101,6 +101,7 @@ class LocalExecutor:
         self._slots = trio.Semaphore(parallel_jobs)
         self._kill_grace_s = kill_grace_s
         self._jobs: dict[str, _Job] = {}
+        self._forget_at_exit: set[str] = set()  # forgotten while still running: dropped when they end
         self._nursery: trio.Nursery | None = None
         self._lock: IO[bytes] | None = None
 
@@ -199,6 +200,29 @@ class LocalExecutor:
             return ""
         return "\n".join(text.splitlines()[-lines:])
 
+    async def forget(self, keys: list[str]) -> int:
+        """Drop ended jobs from memory and their folders from disk (a daemon that runs for months must not keep
+        every job it ever ran); a job still queued or running is dropped when it ends (its asset's callback can
+        come before its process exits)."""
+        for key in keys:
+            check_key(key)
+        ended = [key for key in keys if key not in self._jobs or self._jobs[key].ended.is_set()]
+        self._forget_at_exit.update(set(keys) - set(ended))
+        for key in ended:
+            self._jobs.pop(key, None)
+        folders = [self._root / key for key in ended]
+
+        def remove() -> int:
+            present = [folder for folder in folders if folder.is_dir()]
+            for folder in present:
+                shutil.rmtree(folder)
+            return len(present)
+
+        try:
+            return await trio.to_thread.run_sync(remove)
+        except OSError as exc:
+            raise NodeResourceError(f"cannot remove the job folders under {self._root}: {exc}") from exc
+
     async def wait(self, key: str) -> JobSeen:
         """Until the job of ``key`` ended (for tests and the demo; the daemon polls :meth:`status`)."""
         job = self._jobs[key]
@@ -226,6 +250,10 @@ class LocalExecutor:
                     self._on_exit(job.spec.key)
                 except Exception:  # a listener's bug must not break the executor; the watchdog still looks
                     log.exception("executor_on_exit_failed", job_key=job.spec.key)
+            if job.spec.key in self._forget_at_exit:
+                self._forget_at_exit.discard(job.spec.key)
+                self._jobs.pop(job.spec.key, None)
+                shutil.rmtree(job.folder, ignore_errors=True)  # a few small log files
 
     async def _start_and_wait(self, job: _Job) -> None:
         spec = job.spec
