@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
-__all__ = ["SECRET", "start_daemon", "start_emulator", "state_count", "synced_count", "wait_for_start"]
+import tomli_w
+
+from daemon_support import config_dict
+
+__all__ = [
+    "SECRET",
+    "database_of",
+    "start_daemon",
+    "start_emulator",
+    "state_count",
+    "stop_emulator",
+    "synced_count",
+    "wait_for_start",
+    "write_daemon_config",
+]
 
 SECRET = "crash-secret"
 
@@ -41,6 +57,30 @@ def start_emulator(data_dir: Path, *extra: str) -> tuple[subprocess.Popen[str], 
     line = process.stdout.readline()
     assert "listening on" in line, line
     return process, int(line.rsplit(":", 1)[1])
+
+
+def stop_emulator(process: subprocess.Popen[str]) -> None:
+    """SIGTERM the emulator of :func:`start_emulator` and wait for it."""
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=10)
+    if process.stdout is not None:
+        process.stdout.close()
+
+
+def write_daemon_config(root: Path, port: int, **sections: dict[str, object]) -> Path:
+    """``<root>/config.toml`` for a daemon process (:func:`start_daemon`): the tests' configuration for the one
+    workstation ``test-workstation``, its secret left to the environment, JSON logs; ``sections`` override."""
+    data = config_dict(root, port, ndrive={"workstations": ["test-workstation"]}, **sections)
+    del data["ars"]["client_secret"], data["ars"]["allow_plaintext_secret"]
+    data["daemon"] = {"log_format": "json", **data.get("daemon", {})}
+    path = root / "config.toml"
+    path.write_text(tomli_w.dumps(data), encoding="utf-8")
+    return path
+
+
+def database_of(config: Path) -> Path:
+    """The track database a configuration file names."""
+    return Path(tomllib.loads(config.read_text(encoding="utf-8"))["storage"]["database"])
 
 
 def start_daemon(config: Path, log: Path, *extra: str) -> subprocess.Popen[bytes]:

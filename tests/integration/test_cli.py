@@ -11,21 +11,19 @@ import time
 from pathlib import Path
 
 import pytest
-import tomli_w
 
-from daemon_support import config_dict, write_session
-from process_support import SECRET, start_daemon, start_emulator, synced_count, wait_for_start
+from daemon_support import write_session
+from process_support import (
+    SECRET,
+    start_daemon,
+    start_emulator,
+    stop_emulator,
+    synced_count,
+    wait_for_start,
+    write_daemon_config,
+)
 
 pytestmark = pytest.mark.slow
-
-
-def write_config(tmp_path: Path, port: int, **sections: dict[str, object]) -> Path:
-    data = config_dict(tmp_path, port, ndrive={"workstations": ["test-workstation"]}, **sections)
-    del data["ars"]["client_secret"], data["ars"]["allow_plaintext_secret"]
-    data["daemon"] = {"log_format": "json", **data.get("daemon", {})}
-    path = tmp_path / "config.toml"
-    path.write_text(tomli_w.dumps(data), encoding="utf-8")
-    return path
 
 
 def integration(*args: str, secret: str = SECRET, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -45,15 +43,12 @@ def free_port() -> int:
 def emulator(tmp_path: Path) -> object:
     process, port = start_emulator(tmp_path / "ars")
     yield port
-    process.send_signal(signal.SIGTERM)
-    process.wait(timeout=10)
-    if process.stdout is not None:
-        process.stdout.close()
+    stop_emulator(process)
 
 
 def test_run_refuses_a_wrong_secret_with_one_plain_line(tmp_path: Path, emulator: int) -> None:
     """A secret Keycloak refuses: exit 2, one line naming ars.client_id and that a restart is needed (env var)."""
-    config = write_config(tmp_path, emulator)
+    config = write_daemon_config(tmp_path, emulator)
     done = integration("run", "-c", str(config), secret="wrong")
     assert done.returncode == 2, done.stderr
     lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
@@ -65,7 +60,7 @@ def test_run_refuses_a_wrong_secret_with_one_plain_line(tmp_path: Path, emulator
 
 def test_run_refuses_an_unusable_token_file_and_a_taken_api_port(tmp_path: Path, emulator: int) -> None:
     """The API's token file unreadable, or its port taken: exit 2 with one line saying which and what to do."""
-    config = write_config(tmp_path, emulator, api={"token_files": {"cluster1": str(tmp_path / "missing.token")}})
+    config = write_daemon_config(tmp_path, emulator, api={"token_files": {"cluster1": str(tmp_path / "missing.token")}})
     done = integration("run", "-c", str(config))
     assert done.returncode == 2, done.stderr
     assert "api.token_files.cluster1: cannot read" in done.stderr
@@ -74,7 +69,7 @@ def test_run_refuses_an_unusable_token_file_and_a_taken_api_port(tmp_path: Path,
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        config = write_config(tmp_path, emulator, api={"port": port})
+        config = write_daemon_config(tmp_path, emulator, api={"port": port})
         done = integration("run", "-c", str(config))
     assert done.returncode == 2, done.stderr
     assert f"the API cannot listen on 127.0.0.1:{port}" in done.stderr
@@ -83,7 +78,7 @@ def test_run_refuses_an_unusable_token_file_and_a_taken_api_port(tmp_path: Path,
 
 def test_run_refuses_unreachable_ars_unless_offline_ok(tmp_path: Path) -> None:
     """ARS unreachable at start-up: exit 2 suggesting --offline-ok; with it, the daemon starts with the lane paused."""
-    config = write_config(tmp_path, free_port())
+    config = write_daemon_config(tmp_path, free_port())
     done = integration("run", "-c", str(config))
     assert done.returncode == 2
     assert "--offline-ok" in done.stderr
@@ -102,7 +97,7 @@ def test_run_refuses_unreachable_ars_unless_offline_ok(tmp_path: Path) -> None:
 
 def test_a_second_daemon_on_the_same_database_exits_2(tmp_path: Path, emulator: int) -> None:
     """While one daemon runs, a second `integration run` on its database says who holds it and exits 2."""
-    config = write_config(tmp_path, emulator)
+    config = write_daemon_config(tmp_path, emulator)
     log = tmp_path / "daemon.log"
     first = start_daemon(config, log)
     try:
@@ -121,7 +116,7 @@ def test_a_second_daemon_on_the_same_database_exits_2(tmp_path: Path, emulator: 
 def test_status_of_one_asset_fits_80_columns_and_tells_its_story(tmp_path: Path, emulator: int) -> None:
     """`status GUID` shows state, files with both paths, what happens next and the timeline, within 80 columns."""
     [guid] = write_session(tmp_path, "test-workstation", "s1", 1, seed=51)
-    config = write_config(tmp_path, emulator)
+    config = write_daemon_config(tmp_path, emulator)
     log = tmp_path / "daemon.log"
     daemon = start_daemon(config, log)
     try:

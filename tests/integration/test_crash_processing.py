@@ -15,10 +15,17 @@ from pathlib import Path
 
 import psutil
 import pytest
-import tomli_w
 
-from daemon_support import config_dict, write_session
-from process_support import start_daemon, start_emulator, state_count, wait_for_start
+from daemon_support import write_session
+from process_support import (
+    database_of,
+    start_daemon,
+    start_emulator,
+    state_count,
+    stop_emulator,
+    wait_for_start,
+    write_daemon_config,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -42,19 +49,14 @@ def test_sigkill_during_processing_and_finalising_loses_nothing(tmp_path: Path) 
     emulator, port = start_emulator(tmp_path / "ars")
     try:
         guids = write_session(tmp_path, "test-workstation", "s1", 10, seed=60, size=200_000)
-        data = config_dict(
+        config_path = write_daemon_config(
             tmp_path,
             port,
-            ndrive={"workstations": ["test-workstation"]},
             concurrency={"assets": 4},
             executor={"kind": "local", "parallel_jobs": 2},
             pipelines={"test-pipeline": {"jobs": [["asset_loader"], ["barcode"], ["cleanup"]]}},
         )
-        del data["ars"]["client_secret"], data["ars"]["allow_plaintext_secret"]
-        data["daemon"] = {"log_format": "json"}
-        config_path = tmp_path / "config.toml"
-        config_path.write_text(tomli_w.dumps(data), encoding="utf-8")
-        database = Path(data["storage"]["database"])
+        database = database_of(config_path)
         log = tmp_path / "daemon.log"
         kills, progress = 0, []
         while kills < 8 and state_count(database, "finalized") < len(guids):
@@ -101,7 +103,4 @@ def test_sigkill_during_processing_and_finalising_loses_nothing(tmp_path: Path) 
         assert leftovers == []
         print(json.dumps({"kills": kills, "assets": len(guids), "finalized_after_each_kill": progress}))
     finally:
-        emulator.send_signal(signal.SIGTERM)
-        emulator.wait(timeout=10)
-        if emulator.stdout is not None:
-            emulator.stdout.close()
+        stop_emulator(emulator)

@@ -16,10 +16,17 @@ from pathlib import Path
 
 import httpx
 import pytest
-import tomli_w
 
-from daemon_support import config_dict, write_session
-from process_support import start_daemon, start_emulator, synced_count, wait_for_start
+from daemon_support import write_session
+from process_support import (
+    database_of,
+    start_daemon,
+    start_emulator,
+    stop_emulator,
+    synced_count,
+    wait_for_start,
+    write_daemon_config,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -32,12 +39,8 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:
         guids: list[str] = []
         for index in range(3):
             guids += write_session(tmp_path, "test-workstation", f"s{index}", 12, seed=40 + index, size=200_000)
-        data = config_dict(tmp_path, port, ndrive={"workstations": ["test-workstation"]}, concurrency={"assets": 4})
-        del data["ars"]["client_secret"], data["ars"]["allow_plaintext_secret"]
-        data["daemon"] = {"log_format": "json"}
-        config_path = tmp_path / "config.toml"
-        config_path.write_text(tomli_w.dumps(data), encoding="utf-8")
-        database = Path(data["storage"]["database"])
+        config_path = write_daemon_config(tmp_path, port, concurrency={"assets": 4})
+        database = database_of(config_path)
         log = tmp_path / "daemon.log"
         kills = 0
         progress = []
@@ -82,7 +85,4 @@ def test_sigkill_at_random_moments_loses_nothing(tmp_path: Path) -> None:
         assert events == len(guids), "every asset reached synced exactly once"
         print(json.dumps({"kills": kills, "assets": len(guids), "synced_after_each_kill": progress}))
     finally:
-        emulator.send_signal(signal.SIGTERM)
-        emulator.wait(timeout=10)
-        if emulator.stdout is not None:
-            emulator.stdout.close()
+        stop_emulator(emulator)
