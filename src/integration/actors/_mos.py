@@ -24,7 +24,15 @@ from integration.domain import BarcodeView, decode_metadata
 from integration.errors import ArsRejected, DataError, GroupHeld
 from integration.store import NOT_AVAILABLE, AssetRecord, MosEntry
 
-__all__ = ["clean_codes", "label_codes", "link_mos", "mos_entry", "update_linked_labels"]
+__all__ = [
+    "clean_codes",
+    "disposable_of",
+    "label_codes",
+    "link_mos",
+    "mos_entry",
+    "specimen_codes",
+    "update_linked_labels",
+]
 
 log = structlog.get_logger()
 
@@ -36,13 +44,23 @@ def clean_codes(codes: list[str]) -> list[str]:
     return list(dict.fromkeys(code.strip() for code in codes if code.strip()))
 
 
+def specimen_codes(result: BarcodeView) -> list[str]:
+    """The result's codes when they are a specimen's (its subject is ``specimen``), cleaned; else none."""
+    is_specimen = (result.asset_subject or "").strip().lower() == "specimen" and not result.label
+    return clean_codes(result.barcodes) if is_specimen else []
+
+
+def disposable_of(result: BarcodeView) -> str:
+    """The disposable MOS code the barcode result names, stripped ("" when it names none)."""
+    return (result.disposable or "").strip() if result.MOS else ""
+
+
 def mos_entry(record: AssetRecord, result: BarcodeView, date_asset_taken: str) -> MosEntry | None:
     """The MOS row of ``record`` for its barcode ``result``, or None when the image has no disposable code."""
-    disposable = (result.disposable or "").strip()
-    if not (result.MOS and disposable):
+    disposable = disposable_of(result)
+    if not disposable:
         return None
-    is_specimen = (result.asset_subject or "").strip().lower() == "specimen"
-    codes = clean_codes(result.barcodes) if is_specimen and not result.label else []
+    codes = specimen_codes(result)
     first = codes[0] if codes else ""
     return MosEntry(
         guid=record.guid,
@@ -58,7 +76,7 @@ def mos_entry(record: AssetRecord, result: BarcodeView, date_asset_taken: str) -
 async def link_mos(record: AssetRecord, result: BarcodeView, deps: AssetDeps) -> str:
     """Record and link ``record``'s MOS row (nothing when its image has no disposable code); returns a few words
     for the job's applied note."""
-    if not (result.MOS and (result.disposable or "").strip()):
+    if not disposable_of(result):
         if await deps.store.mos.unlink(record.guid, actor=ACTOR):  # a re-run read no disposable code this time
             return "; no MOS code any more: unlinked"
         return ""

@@ -19,7 +19,13 @@ import structlog
 
 from integration.actors._ars_record import Wanted, update_record
 from integration.actors._deps import AssetDeps
-from integration.actors._mos import clean_codes, label_codes, update_linked_labels
+from integration.actors._mos import (
+    clean_codes,
+    disposable_of,
+    label_codes,
+    specimen_codes,
+    update_linked_labels,
+)
 from integration.domain import BarcodeView, DerivativesView, OcrView, decode_metadata
 from integration.state_machines import DerivativeState, JobState
 from integration.store import AssetRecord, JobRecord
@@ -98,19 +104,18 @@ def wanted_of(
     dropped: list[str] = []
     barcode = results.barcode
     if barcode is not None:
-        codes = clean_codes(barcode.barcodes)
-        subject = (barcode.asset_subject or "").strip().lower()
-        if subject == "specimen" and not barcode.label:
-            specimens += codes
-        elif codes:
+        codes, own = clean_codes(barcode.barcodes), specimen_codes(barcode)
+        specimens += own
+        if codes and not own:  # a label's, a device target's, a folder's codes: not specimens
             tags["barcodes"] = ", ".join(codes)
+        subject = (barcode.asset_subject or "").strip().lower()
         mapped = deps.config.processing.subjects.get(subject, "")
         if mapped:
             fields["asset_subject"] = mapped
         elif subject:
             tags["asset_type"] = subject
-        if barcode.MOS and (barcode.disposable or "").strip():
-            tags["disposable_id"] = (barcode.disposable or "").strip()
+        if disposable_of(barcode):
+            tags["disposable_id"] = disposable_of(barcode)
         if barcode.needs_review:
             tags["barcode_needs_review"] = "a barcode was read with two values: a person must look"
         dropped += [tag for tag in BARCODE_TAGS if tag not in tags and tag not in delivered]
